@@ -1,0 +1,1 @@
+"""Agents: one module per algorithm, each with a frozen config and ``make_train``."""

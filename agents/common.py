@@ -1,0 +1,148 @@
+"""Pieces every agent shares: env batching, example rollouts, reward checks, metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rewardjax.envs.wrappers import EpisodeStatistics
+from rewardjax.rewards.channels import Channels
+from rewardjax.types import Transition
+
+
+def with_episode_statistics(env):
+  """Adds episode statistics unless the env already tracks them."""
+  e = env
+  while e is not None:
+    if isinstance(e, EpisodeStatistics):
+      return env
+    e = getattr(e, "_env", None) if hasattr(e, "_env") else None
+  return EpisodeStatistics(env)
+
+
+def reset_batch(env, env_params, key, num_envs: int):
+  keys = jax.random.split(key, num_envs)
+  return jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
+
+
+def step_batch(env, env_params, key, env_state, action):
+  keys = jax.random.split(key, action.shape[0])
+  return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, env_state, action, env_params)
+
+
+def sample_actions(env, env_params, key, num_envs: int):
+  space = env.action_space(env_params)
+  keys = jax.random.split(key, num_envs)
+  return jax.vmap(space.sample)(keys)
+
+
+def random_rollout(env, env_params, key, num_steps: int, num_envs: int) -> Transition:
+  """A ``[num_steps, num_envs]`` rollout of uniformly random actions.
+
+  Agents pass such a rollout to ``rewards.init`` as its example batch, so
+  reward modules can initialise statistics (e.g. RND's observation moments)
+  from real observations, explicitly and purely.
+  """
+  k_reset, k_roll = jax.random.split(key)
+  obs, state = reset_batch(env, env_params, k_reset, num_envs)
+
+  def step(carry, key):
+    obs, state = carry
+    k_a, k_s = jax.random.split(key)
+    action = sample_actions(env, env_params, k_a, num_envs)
+    obs2, state, reward, term, trunc, info = step_batch(env, env_params, k_s, state, action)
+    tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
+                    term, trunc)
+    return (obs2, state), tr
+
+  _, traj = jax.lax.scan(step, (obs, state), jax.random.split(k_roll, num_steps))
+  return traj
+
+
+def check_rewards(rewards: Channels, env, env_params, key=None, num_steps: int = 8,
+                  num_envs: int = 2) -> None:
+  """Runs the reward channels once on a real random rollout, before any long compile.
+
+  Raises a ``ValueError`` naming the channel whose reward has the wrong shape or
+  is not finite (e.g. a potential function returning NaN).
+  """
+  key = jax.random.PRNGKey(0) if key is None else key
+  k_roll, k_init = jax.random.split(key)
+  example = jax.jit(random_rollout, static_argnums=(0, 3, 4))(
+      env, env_params, k_roll, num_steps, num_envs)
+
+  @jax.jit
+  def run(k, ex):
+    state = rewards.init(k, ex)
+    return rewards.reward(state, ex)
+
+  r = np.asarray(run(k_init, example))
+  expected = (num_steps, num_envs, rewards.num_channels)
+  if r.shape != expected:
+    raise ValueError(f"rewards returned shape {r.shape}, expected {expected}")
+  for c, name in enumerate(rewards.names):
+    bad = ~np.isfinite(r[..., c])
+    if bad.any():
+      raise ValueError(
+          f"reward channel {name!r} produced non-finite values ({int(bad.sum())} of "
+          f"{bad.size}) on a random rollout of the environment; check its potential / "
+          "progress function and hyperparameters")
+
+
+def episode_metrics(info: dict) -> dict:
+  """Mean return/length of the episodes that ended in a ``[T, N]`` rollout.
+
+  If none ended, the last completed episode's return per env is averaged (0
+  before any episode ended); ``num_episodes`` says how many ended.
+  """
+  done = info["episode_done"]
+  n = jnp.sum(done)
+  ret, length = info["episode_return"], info["episode_length"].astype(jnp.float32)
+
+  def mean_done(x):
+    return jnp.where(n > 0, jnp.sum(jnp.where(done, x, 0.0)) / jnp.maximum(n, 1),
+                     jnp.mean(x[-1]))
+
+  return {"episode_return": mean_done(ret), "episode_length": mean_done(length),
+          "num_episodes": n}
+
+
+def all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
+  ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
+  if isinstance(value, bool) or not ok:
+    kind = "an integer" if integer else "a number"
+    raise ValueError(f"{name} must be {kind}, got {value!r}")
+  if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ValueError(f"{name} must be {bound}, got {value!r}")
+
+
+def check_unit_interval(name: str, value, closed_low: bool = False):
+  if isinstance(value, bool) or not isinstance(value, (int, float)):
+    raise ValueError(f"{name} must be a number, got {value!r}")
+  low_ok = value >= 0 if closed_low else value > 0
+  if not (low_ok and value <= 1):
+    interval = "[0, 1]" if closed_low else "(0, 1]"
+    raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+def config_dict(config) -> dict[str, Any]:
+  return dataclasses.asdict(config)
+
+
+def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) -> None:
+  """Calls ``callback(metrics)`` on the host (once per vmapped seed) if given."""
+  if callback is None:
+    return
+  jax.debug.callback(lambda m: callback(jax.tree.map(np.asarray, m)), metrics)

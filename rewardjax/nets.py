@@ -1,0 +1,74 @@
+"""Small flax networks shared by agents and reward modules."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": nn.tanh,
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  try:
+    return ACTIVATIONS[name]
+  except KeyError:
+    raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+def orthogonal(scale: float):
+  return nn.initializers.orthogonal(scale)
+
+
+class MLP(nn.Module):
+  """An MLP on flattened inputs with orthogonal init (as in PPO implementations).
+
+  ``obs_ndim`` trailing axes of the input are the observation and are flattened.
+  """
+  hidden_sizes: Sequence[int]
+  out_size: int
+  activation: str = "tanh"
+  out_scale: float = 1.0
+  obs_ndim: int = 1
+  layer_norm: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    lead = x.shape[:x.ndim - self.obs_ndim]
+    x = jnp.reshape(x, lead + (-1,)).astype(jnp.float32)
+    act = activation(self.activation)
+    for h in self.hidden_sizes:
+      x = nn.Dense(h, kernel_init=orthogonal(np.sqrt(2)), bias_init=nn.initializers.zeros)(x)
+      if self.layer_norm:
+        x = nn.LayerNorm()(x)
+      x = act(x)
+    return nn.Dense(self.out_size, kernel_init=orthogonal(self.out_scale),
+                    bias_init=nn.initializers.zeros)(x)
+
+
+class DiscreteActorCritic(nn.Module):
+  """Separate actor and critic towers; the critic has one head per reward channel."""
+  num_actions: int
+  num_channels: int = 1
+  hidden_sizes: Sequence[int] = (64, 64)
+  activation: str = "tanh"
+  obs_ndim: int = 1
+
+  def setup(self):
+    self.actor = MLP(self.hidden_sizes, self.num_actions, self.activation, 0.01, self.obs_ndim)
+    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, self.obs_ndim)
+
+  def __call__(self, obs):
+    """Returns ``(logits [..., A], values [..., C])``."""
+    return self.actor(obs), self.critic(obs)
+
+  def value(self, obs):
+    return self.critic(obs)

@@ -1,0 +1,153 @@
+"""Named reward channels: one coefficient, discount and episodic flag per stream.
+
+    rewards = combine(
+        extrinsic=channel(extrinsic(), coef=2.0, gamma=0.999),
+        novelty=channel(rnd(), coef=1.0, gamma=0.99, episodic=False),
+    )
+    r = rewards.reward(state, batch)      # [..., C], channels in the given order
+
+Agents keep one value head per channel, compute each channel's advantages with
+its own γ (a non-episodic channel ignores ``terminated``, as RND's intrinsic
+stream does) and combine advantages by coefficient (Burda et al. 2018).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from rewardjax.rewards.extrinsic import extrinsic
+from rewardjax.rewards.transforms import RewardTransform, transform
+from rewardjax.types import PyTree, RewardModule, Transition, check_reward_shape
+
+
+class Channel(NamedTuple):
+  """A reward module with the learner-side settings of its stream."""
+  module: RewardModule
+  coef: float = 1.0
+  gamma: float | None = None   # None: the agent's default γ
+  episodic: bool = True
+
+
+def _check_gamma(name: str, gamma) -> None:
+  if gamma is not None and not (isinstance(gamma, (int, float)) and 0.0 < gamma <= 1.0):
+    raise ValueError(f"channel {name!r}: gamma must be in (0, 1], got {gamma!r}")
+
+
+def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
+            episodic: bool = True,
+            transforms: Sequence[RewardTransform] = ()) -> Channel:
+  """Wraps ``module`` as a channel.
+
+  Args:
+    module: any reward module.
+    coef: weight of this channel's advantages (or rewards, for single-critic
+      agents). Must be finite.
+    gamma: the channel's discount; ``None`` takes the agent's ``gamma``. A
+      potential-shaping module fixes its own γ, which must match.
+    episodic: if False, returns of this channel run across episode ends
+      (``terminated`` is ignored), as for RND's intrinsic stream.
+    transforms: reward transforms applied to the module's reward, in order.
+  """
+  if not isinstance(module, tuple) or not all(hasattr(module, f) for f in ("init", "reward", "update")):
+    raise TypeError(f"channel: expected a RewardModule, got {type(module).__name__}")
+  coef = float(coef)
+  if not math.isfinite(coef):
+    raise ValueError(f"channel: coef must be finite, got {coef}")
+  _check_gamma("channel", gamma)
+  required = getattr(module, "gamma", None)
+  if required is not None:
+    if gamma is None:
+      gamma = required
+    elif abs(gamma - required) > 1e-12:
+      raise ValueError(
+          f"channel: potential shaping was built with gamma={required} but the channel "
+          f"discounts with gamma={gamma}; shaping preserves optimal policies only when "
+          "they are equal (Ng et al. 1999)")
+  module = transform(module, *transforms)
+  return Channel(module, coef, None if gamma is None else float(gamma), bool(episodic))
+
+
+class Channels(NamedTuple):
+  """Several channels combined; a reward module whose reward is ``[..., C]``."""
+  init: Callable
+  reward: Callable
+  update: Callable
+  names: tuple[str, ...]
+  coefs: tuple[float, ...]
+  gammas: tuple[float | None, ...]
+  episodic: tuple[bool, ...]
+
+  @property
+  def num_channels(self) -> int:
+    return len(self.names)
+
+  def resolve(self, default_gamma: float) -> "Channels":
+    """Fills unset discounts with ``default_gamma``."""
+    _check_gamma("default", default_gamma)
+    gammas = tuple(default_gamma if g is None else g for g in self.gammas)
+    return self._replace(gammas=gammas)
+
+
+def combine(**channels: Channel | RewardModule) -> Channels:
+  """Combines named channels (bare modules get ``channel()``'s defaults)."""
+  if not channels:
+    raise ValueError("combine: give at least one channel, e.g. combine(extrinsic=extrinsic())")
+  chans = {}
+  for name, c in channels.items():
+    if not isinstance(c, Channel):
+      c = channel(c)
+    chans[name] = c
+  names = tuple(chans)
+  mods = tuple(c.module for c in chans.values())
+
+  def init_fn(key, example: Transition):
+    keys = jax.random.split(key, len(mods))
+    return tuple(m.init(k, example) for m, k in zip(mods, keys))
+
+  def reward_fn(state, batch: Transition):
+    rs = []
+    for name, m, s in zip(names, mods, state):
+      r = m.reward(s, batch)
+      check_reward_shape(name, r, batch)
+      rs.append(jnp.asarray(r, jnp.float32))
+    return jnp.stack(rs, axis=-1)
+
+  def update_fn(state, batch: Transition, key):
+    keys = jax.random.split(key, len(mods))
+    new_states, metrics = [], {}
+    for name, m, s, k in zip(names, mods, state, keys):
+      s, mt = m.update(s, batch, k)
+      new_states.append(s)
+      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
+    return tuple(new_states), metrics
+
+  return Channels(
+      init_fn, reward_fn, update_fn, names,
+      tuple(c.coef for c in chans.values()),
+      tuple(c.gamma for c in chans.values()),
+      tuple(c.episodic for c in chans.values()))
+
+
+def as_channels(rewards: Channels | Channel | RewardModule | None) -> Channels:
+  """Normalises an agent's ``rewards=`` argument to ``Channels``.
+
+  ``None`` means the extrinsic reward alone; a bare module or channel becomes a
+  single channel named ``reward``.
+  """
+  if rewards is None:
+    return combine(extrinsic=channel(extrinsic()))
+  if isinstance(rewards, Channels):
+    return rewards
+  if isinstance(rewards, (Channel, tuple)):
+    return combine(reward=rewards)
+  raise TypeError(
+      f"rewards must be a RewardModule, a Channel or combine(...), got {type(rewards).__name__}")
+
+
+def combined_reward(r: jax.Array, coefs: Sequence[float]) -> jax.Array:
+  """``Σ_c coef_c · r[..., c]``: the scalar reward a single-critic agent learns from."""
+  return jnp.tensordot(r, jnp.asarray(coefs, r.dtype), axes=1)

@@ -1,0 +1,171 @@
+"""Reward transforms that compose onto any reward module (and so any channel).
+
+A transform is a triple of pure functions over its own state, applied after the
+module's reward::
+
+    module = transform(rnd(), clip(-1.0, 1.0), normalize_by_return_std(gamma=0.99))
+
+``reward`` runs the module, then each transform in order; ``update`` updates the
+module and each transform's statistics with the rewards it saw in ``reward``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rewardjax import stats
+from rewardjax.types import Array, Metrics, PyTree, RewardModule, Transition
+
+
+class RewardTransform(NamedTuple):
+  """``init(example_reward, batch) -> state``; ``apply(state, r, batch) -> r``;
+  ``update(state, r, batch) -> (state, metrics)`` where ``r`` is the transform's
+  input reward for ``batch``."""
+  init: Callable[[Array, Transition], PyTree]
+  apply: Callable[[PyTree, Array, Transition], Array]
+  update: Callable[[PyTree, Array, Transition], tuple[PyTree, Metrics]]
+
+
+class _NoState(NamedTuple):
+  pass
+
+
+def _stateless_transform(fn: Callable[[Array], Array]) -> RewardTransform:
+  return RewardTransform(
+      init=lambda r, batch: _NoState(),
+      apply=lambda state, r, batch: fn(r),
+      update=lambda state, r, batch: (state, {}))
+
+
+def scale(factor: float) -> RewardTransform:
+  """``r ↦ factor · r``."""
+  factor = float(factor)
+  return _stateless_transform(lambda r: r * factor)
+
+
+def clip(low: float, high: float) -> RewardTransform:
+  """``r ↦ clip(r, low, high)``."""
+  if not low <= high:
+    raise ValueError(f"clip: low ({low}) must not exceed high ({high})")
+  return _stateless_transform(lambda r: jnp.clip(r, low, high))
+
+
+def signed_hyperbolic(eps: float = 1e-3) -> RewardTransform:
+  """Bounded-growth transform ``h(r) = sign(r)(√(|r|+1) − 1) + ε·r`` (Pohlen et al. 2018)."""
+  return _stateless_transform(
+      lambda r: jnp.sign(r) * (jnp.sqrt(jnp.abs(r) + 1.0) - 1.0) + eps * r)
+
+
+def symlog() -> RewardTransform:
+  """``r ↦ sign(r)·log(1 + |r|)`` (Hafner et al. 2023)."""
+  return _stateless_transform(lambda r: jnp.sign(r) * jnp.log1p(jnp.abs(r)))
+
+
+class ReturnStdState(NamedTuple):
+  moments: stats.RunningMoments   # moments of the discounted returns G_t
+  ret: Array                      # running discounted return per environment
+
+
+def normalize_by_return_std(gamma: float = 0.99, episodic: bool = False,
+                            eps: float = 1e-8) -> RewardTransform:
+  """Divides rewards by the running std of their discounted return (Burda et al. 2018).
+
+  ``G_t = γ·G_{t-1} + r_t`` runs per environment over time-major batches
+  ``[T, N]`` (the state keeps ``G`` across batches), and ``r_t / std(G)`` is
+  returned; the mean is not subtracted, so the sign of rewards is kept. With
+  ``episodic=True`` the running return restarts after terminated/truncated steps.
+  """
+  if not 0.0 < gamma <= 1.0:
+    raise ValueError(f"normalize_by_return_std: gamma must be in (0, 1], got {gamma}")
+
+  def init_fn(r, batch):
+    del batch
+    return ReturnStdState(stats.moments_init(), jnp.zeros(jnp.shape(r)[1:], jnp.float32))
+
+  def apply_fn(state, r, batch):
+    del batch
+    return r / stats.moments_std(state.moments, eps)
+
+  def update_fn(state, r, batch):
+    reset = jnp.logical_or(batch.terminated, batch.truncated) if episodic else None
+    ret, rets = stats.discounted_return_filter(state.ret, r, gamma, reset)
+    moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim)))
+    return ReturnStdState(moments, ret), {"return_std": stats.moments_std(moments, eps)}
+
+  return RewardTransform(init_fn, apply_fn, update_fn)
+
+
+def standardize(eps: float = 1e-8) -> RewardTransform:
+  """Centres and scales rewards by their own running mean and std."""
+
+  def init_fn(r, batch):
+    return stats.moments_init()
+
+  def apply_fn(state, r, batch):
+    return stats.normalize(state, r, eps=eps)
+
+  def update_fn(state, r, batch):
+    m = stats.moments_update(state, r, axes=tuple(range(jnp.ndim(r))))
+    return m, {"reward_mean": m.mean, "reward_std": stats.moments_std(m, eps)}
+
+  return RewardTransform(init_fn, apply_fn, update_fn)
+
+
+class TransformedState(NamedTuple):
+  module: PyTree
+  transforms: tuple
+
+
+def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModule:
+  """Applies ``transforms`` in order to ``module``'s reward; returns a reward module."""
+  if not transforms:
+    return module
+  for t in transforms:
+    if not isinstance(t, RewardTransform):
+      raise TypeError(f"transform: expected RewardTransform, got {type(t).__name__}")
+
+  def rewards_through(state, batch):
+    r = module.reward(state.module, batch)
+    inputs = []
+    for t, ts in zip(transforms, state.transforms):
+      inputs.append(r)
+      r = t.apply(ts, r, batch)
+    return r, inputs
+
+  def init_fn(key, example):
+    ms = module.init(key, example)
+    r = module.reward(ms, example)
+    states = []
+    for t in transforms:
+      ts = t.init(r, example)
+      states.append(ts)
+      r = t.apply(ts, r, example)
+    return TransformedState(ms, tuple(states))
+
+  def reward_fn(state, batch):
+    return rewards_through(state, batch)[0]
+
+  def update_fn(state, batch, key):
+    _, inputs = rewards_through(state, batch)
+    ms, metrics = module.update(state.module, batch, key)
+    metrics = dict(metrics)
+    states = []
+    for i, (t, ts, r) in enumerate(zip(transforms, state.transforms, inputs)):
+      ts, m = t.update(ts, r, batch)
+      states.append(ts)
+      metrics.update({f"transform{i}/{k}": v for k, v in m.items()})
+    return TransformedState(ms, tuple(states)), metrics
+
+  # Keep any extra metadata (e.g. a shaping module's required gamma).
+  return _copy_meta(module, RewardModule(init_fn, reward_fn, update_fn))
+
+
+def _copy_meta(src, new: RewardModule):
+  gamma = getattr(src, "gamma", None)
+  if gamma is None:
+    return new
+  from rewardjax.rewards.shaping import ShapingModule  # pylint: disable=g-import-not-at-top
+  return ShapingModule(new.init, new.reward, new.update, gamma)

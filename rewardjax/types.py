@@ -1,0 +1,95 @@
+"""Core types shared by reward modules, agents and environments."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PRNGKey = jax.Array
+PyTree = Any
+Metrics = dict[str, Array]
+
+
+class Transition(NamedTuple):
+  """A batch of environment transitions.
+
+  Leaves share leading batch dimensions, e.g. ``[T, N]`` for a rollout of ``T``
+  steps in ``N`` environments (time first), or ``[B]`` for a replay sample.
+
+  Attributes:
+    obs: observation the action was taken in, ``s_t``.
+    action: action ``a_t``.
+    reward: extrinsic reward ``r_{t+1}`` from the environment.
+    next_obs: the TRUE next observation ``s_{t+1}`` (gymnax
+      ``info["final_observation"]``), never the auto-reset observation.
+    terminated: ``s_{t+1}`` is terminal: bootstrap with 0.
+    truncated: the episode was cut by a time limit: bootstrap from ``next_obs``.
+  """
+  obs: Array
+  action: Array
+  reward: Array
+  next_obs: Array
+  terminated: Array
+  truncated: Array
+
+
+class RewardModule(NamedTuple):
+  """A reward stream as a triple of pure functions (cf. ``optax.GradientTransformation``).
+
+  Attributes:
+    init: ``(key, example: Transition) -> state``. ``example`` has the shape of
+      the batches later passed to ``reward``/``update`` (for on-policy agents a
+      ``[T, N]`` rollout: time is the leading axis).
+    reward: ``(state, batch) -> Array`` with ``batch.reward``'s shape. Reads the
+      state only.
+    update: ``(state, batch, key) -> (state, metrics)``: learns, counts or updates
+      statistics from the batch.
+  """
+  init: Callable[[PRNGKey, Transition], PyTree]
+  reward: Callable[[PyTree, Transition], Array]
+  update: Callable[[PyTree, Transition, PRNGKey], tuple[PyTree, Metrics]]
+
+
+class EmptyState(NamedTuple):
+  """State of a stateless reward module."""
+
+
+def stateless(reward_fn: Callable[[Transition], Array]) -> RewardModule:
+  """Builds a reward module from a pure ``batch -> reward`` function."""
+
+  def init_fn(key, example):
+    del key, example
+    return EmptyState()
+
+  def reward_fn_(state, batch):
+    del state
+    return reward_fn(batch)
+
+  def update_fn(state, batch, key):
+    del batch, key
+    return state, {}
+
+  return RewardModule(init_fn, reward_fn_, update_fn)
+
+
+def batch_shape(batch: Transition) -> tuple[int, ...]:
+  """The leading batch shape of a transition batch (that of ``batch.reward``)."""
+  return tuple(jnp.shape(batch.reward))
+
+
+def check_reward_shape(name: str, r: Array, batch: Transition) -> None:
+  """Raises a ``ValueError`` naming ``name`` if ``r`` is not shaped like ``batch.reward``."""
+  expected = batch_shape(batch)
+  if tuple(jnp.shape(r)) != expected:
+    raise ValueError(
+        f"reward module {name!r} returned shape {tuple(jnp.shape(r))}, expected "
+        f"{expected} (the shape of batch.reward)")
+
+
+__all__ = [
+    "Array", "PRNGKey", "PyTree", "Metrics", "Transition", "RewardModule",
+    "EmptyState", "stateless", "batch_shape", "check_reward_shape",
+]
