@@ -1,1 +1,3 @@
 """Agents: one module per algorithm, each with a frozen config and ``make_train``."""
+
+from rewardjax.agents import ppo

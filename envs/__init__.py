@@ -7,3 +7,5 @@ from rewardjax.envs.registry import registered_ids
 from rewardjax.envs.wrappers import EpisodeStatistics
 from rewardjax.envs.wrappers import FlattenObservation
 from rewardjax.envs.wrappers import Wrapper
+from rewardjax.envs.delayed_reward import DelayedReward
+from rewardjax.envs.delayed_reward import DelayedRewardState

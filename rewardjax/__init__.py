@@ -10,8 +10,11 @@ from rewardjax import _xla_flags
 _xla_flags.apply()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from rewardjax import envs
+from rewardjax import progress
 from rewardjax import rewards
 from rewardjax import stats
+from rewardjax import agents
 from rewardjax.types import RewardModule
 from rewardjax.types import Transition
 

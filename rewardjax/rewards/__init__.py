@@ -20,3 +20,6 @@ from rewardjax.rewards.transforms import symlog
 from rewardjax.rewards.transforms import transform
 from rewardjax.types import RewardModule
 from rewardjax.types import Transition
+from rewardjax.rewards.redistribution import last_valid_step
+from rewardjax.rewards.redistribution import redistribute
+from rewardjax.rewards.redistribution import uniform_redistribution
