@@ -108,8 +108,10 @@ def episode_metrics(info: dict) -> dict:
     return jnp.where(n > 0, jnp.sum(jnp.where(done, x, 0.0)) / jnp.maximum(n, 1),
                      jnp.mean(x[-1]))
 
+  # Best episode of the update: "did any episode reach the goal?" for exploration.
+  best = jnp.where(n > 0, jnp.max(jnp.where(done, ret, -jnp.inf)), jnp.max(ret[-1]))
   return {"episode_return": mean_done(ret), "episode_length": mean_done(length),
-          "num_episodes": n}
+          "episode_return_max": best, "num_episodes": n}
 
 
 def all_finite(tree) -> jax.Array:

@@ -6,6 +6,7 @@ from rewardjax.rewards.channels import as_channels
 from rewardjax.rewards.channels import channel
 from rewardjax.rewards.channels import combine
 from rewardjax.rewards.channels import combined_reward
+from rewardjax.rewards.channels import intrinsic_channel
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.shaping import ShapingModule
 from rewardjax.rewards.shaping import potential_shaping
@@ -23,3 +24,14 @@ from rewardjax.types import Transition
 from rewardjax.rewards.redistribution import last_valid_step
 from rewardjax.rewards.redistribution import redistribute
 from rewardjax.rewards.redistribution import uniform_redistribution
+from rewardjax.rewards.counts import CountState
+from rewardjax.rewards.counts import count_bonus
+from rewardjax.rewards.counts import exact_key
+from rewardjax.rewards.counts import grid_key
+from rewardjax.rewards.counts import onehot_key
+from rewardjax.rewards.counts import simhash_key
+from rewardjax.rewards.progress_counts import progress_counts
+from rewardjax.rewards.progress_counts import progress_key
+from rewardjax.rewards.rnd import RNDState
+from rewardjax.rewards.rnd import rnd
+from rewardjax.rewards.rnd import rnd_init_obs_stats

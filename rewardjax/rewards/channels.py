@@ -71,6 +71,24 @@ def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
   return Channel(module, coef, None if gamma is None else float(gamma), bool(episodic))
 
 
+def intrinsic_channel(module: RewardModule, coef: float = 1.0, gamma: float = 0.99,
+                      normalize: bool = True,
+                      transforms: Sequence[RewardTransform] = ()) -> Channel:
+  """An exploration bonus channel with the RND paper's learner settings.
+
+  Non-episodic (the bonus stream runs across episode ends), its own γ (0.99),
+  coefficient 1 beside an extrinsic channel of coefficient 2 (Burda et al.
+  2018), and — unless ``normalize=False`` — rewards divided by the running std of
+  their discounted return. That normalisation makes the channel invariant to
+  the bonus's scale (β), so one default works across environments whose
+  extrinsic rewards differ (DeepSea's +1 at the goal, MountainCar's −1 per step).
+  Turn it off for modules that normalise themselves (``rnd()``).
+  """
+  from rewardjax.rewards.transforms import normalize_by_return_std  # pylint: disable=g-import-not-at-top
+  ts = tuple(transforms) + ((normalize_by_return_std(gamma),) if normalize else ())
+  return channel(module, coef=coef, gamma=gamma, episodic=False, transforms=ts)
+
+
 class Channels(NamedTuple):
   """Several channels combined; a reward module whose reward is ``[..., C]``."""
   init: Callable

@@ -1,0 +1,444 @@
+"""Reward specs: one string on the command line -> ``combine(...)`` of channels.
+
+    parse_rewards("extrinsic+rnd@coef=0.5", env_id="MountainCar-v0", env=env,
+                  env_params=params, gamma=0.99)
+
+Grammar::
+
+    spec    := term ("+" term)*
+    term    := kind [":" arg] ["@" option ("," option)*]
+    option  := name "=" value
+
+Examples::
+
+    extrinsic
+    extrinsic+potential:mountaincar@scale=10
+    extrinsic+rnd@coef=0.5,gamma=0.99,learning_rate=3e-4
+    extrinsic+counts
+    extrinsic+progress_counts:mountaincar
+    extrinsic+progress_counts:path/to/progress.py
+    extrinsic+potential:path/to/progress.py
+
+Each term becomes one channel named after its kind (``potential``,
+``potential_2``, ... when a kind repeats; ``name=`` overrides). The channel
+options ``coef``, ``gamma``, ``episodic`` and ``name`` are taken by
+``channel(...)``; every other option goes to the kind's factory. Values are
+numbers, ``true``/``false``, bracketed tuples such as ``(64,64)``, or bare
+strings, and are checked against the type of the factory's default.
+
+An ``arg`` ending in ``.py`` is a progress-function file, loaded with
+``rewardjax.progress.load_file`` and checked on a real observation of the
+environment; any other ``arg`` names a function registered in
+``rewardjax.envs.progress_functions``. Without an ``arg``, ``potential`` and
+``progress_counts`` use the function registered for the environment, if any.
+
+New kinds are one entry in ``KINDS`` (see ``register_kind``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+import math
+import os
+import re
+from typing import Any, Callable
+
+import jax
+
+from rewardjax.rewards.channels import Channels, channel, combine
+from rewardjax.rewards.transforms import normalize_by_return_std
+from rewardjax.types import RewardModule
+
+# Options every term accepts; they configure the channel, not the reward module.
+CHANNEL_OPTIONS = ("coef", "gamma", "episodic", "normalize", "name")
+
+
+@dataclasses.dataclass
+class Context:
+  """What a builder may need to know about the run; the example observation is lazy."""
+  env_id: str
+  env: Any
+  env_params: Any
+  gamma: float                     # the agent's discount
+  _example_obs: Any = None
+
+  def example_obs(self):
+    """One observation from ``env.reset``; progress files are traced on it."""
+    if self._example_obs is None:
+      self._example_obs, _ = self.env.reset(jax.random.PRNGKey(0), self.env_params)
+    return self._example_obs
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+  """How to build one kind of term.
+
+  Attributes:
+    build: ``(ctx, arg, options, gamma) -> RewardModule``; ``options`` are the
+      validated factory options, ``gamma`` the channel's resolved discount.
+    options: ``() -> {name: Option}``: the factory options a user may set.
+      Called lazily so that optional modules are imported only when used.
+    arg: ``"none"``, ``"optional"`` or ``"required"``.
+    coef, gamma, episodic: channel defaults; ``gamma=None`` is the agent's γ.
+    normalize: divide the channel's reward by the running std of its discounted
+      return (``intrinsic_channel``'s default for bonuses: makes β irrelevant).
+    help: one line for ``--help`` and error messages.
+  """
+  build: Callable[[Context, str | None, dict, float], RewardModule]
+  options: Callable[[], dict[str, "Option"]]
+  arg: str = "none"
+  coef: float = 1.0
+  gamma: float | None = None
+  episodic: bool = True
+  normalize: bool = False
+  help: str = ""
+
+
+# --------------------------------------------------------------------------- values
+
+
+def parse_value(text: str) -> Any:
+  """``"3"`` -> 3, ``"1e-3"`` -> 0.001, ``"true"`` -> True, ``"(64,64)"`` -> (64, 64); else the string."""
+  text = text.strip()
+  low = text.lower()
+  if low in ("true", "false"):
+    return low == "true"
+  for conv in (int, float):
+    try:
+      return conv(text)
+    except ValueError:
+      pass
+  if text[:1] in "([" and text[-1:] in ")]":
+    inner = text[1:-1].strip()
+    if not inner:
+      return ()
+    return tuple(parse_value(t) for t in _split_top_level(inner, ","))
+  return text
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+  """Splits on ``sep`` outside brackets, so ``hidden=(64,64),coef=1`` has two parts."""
+  parts, depth, start = [], 0, 0
+  for i, ch in enumerate(text):
+    if ch in "([":
+      depth += 1
+    elif ch in ")]":
+      depth -= 1
+    elif ch == sep and depth == 0:
+      parts.append(text[start:i])
+      start = i + 1
+  parts.append(text[start:])
+  return parts
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """A factory option a spec may set: its default, and whether a tuple is allowed."""
+  default: Any
+  sequence: bool = False     # e.g. ``num_bins: int | Sequence[int]``
+
+
+def coerce(name: str, value: Any, option: Option) -> Any:
+  """Checks ``value`` against the type of the option's default; ``ValueError`` names ``name``."""
+  default = option.default
+
+  def fail(expected):
+    raise ValueError(f"option {name}: expected {expected}, got {value!r}")
+
+  if isinstance(value, tuple) and (option.sequence or isinstance(default, tuple)):
+    example = default[0] if isinstance(default, tuple) and default else default
+    return tuple(coerce(name, v, Option(example)) for v in value)
+  if isinstance(default, tuple):
+    return (coerce(name, value, Option(default[0])),) if default else (value,)
+  if isinstance(default, bool):
+    if not isinstance(value, bool):
+      fail("true or false")
+    return value
+  if isinstance(default, int):
+    if _is_number(value) and float(value).is_integer():
+      return int(value)
+    fail("an integer")
+  if isinstance(default, float):
+    if not _is_number(value) or not math.isfinite(value):
+      fail("a finite number")
+    return float(value)
+  if isinstance(default, str):
+    return str(value)
+  return value   # default None: the factory checks it
+
+
+# --------------------------------------------------------------------------- kinds
+
+# Annotation words of options a string can set; others (networks, optimisers,
+# callables) are left to Python users.
+_SIMPLE_TYPES = {"int", "float", "bool", "str", "None", "tuple", "list", "Sequence",
+                 "Optional", "typing", "Union"}
+
+# Prefix for factory parameters whose names collide with channel options, e.g.
+# ``count_bonus(episodic=...)`` (per-episode counts) is ``counts@module_episodic=true``.
+MODULE_PREFIX = "module_"
+
+
+def _factory_options(factory: Callable, skip: tuple[str, ...] = ()) -> dict[str, Option]:
+  """Keyword parameters of ``factory`` that a string can set, by spec name."""
+  out = {}
+  for p in inspect.signature(factory).parameters.values():
+    if p.name in skip or p.default is inspect.Parameter.empty:
+      continue
+    if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+      continue
+    annotation = "" if p.annotation is inspect.Parameter.empty else str(p.annotation)
+    words = set(re.findall(r"[A-Za-z_]\w*", annotation))
+    if p.default is None and not words <= _SIMPLE_TYPES:
+      continue
+    if p.default is not None and not isinstance(p.default, (bool, int, float, str, tuple)):
+      continue
+    name = MODULE_PREFIX + p.name if p.name in CHANNEL_OPTIONS else p.name
+    out[name] = Option(p.default, sequence="Sequence" in words or "tuple" in words)
+  return out
+
+
+def _accepts(factory: Callable, name: str) -> bool:
+  return name in inspect.signature(factory).parameters
+
+
+def _import(kind: str, module: str, attr: str):
+  """Imports an optional reward module lazily, with an error that names the kind."""
+  try:
+    return getattr(importlib.import_module(module), attr)
+  except (ImportError, AttributeError) as e:
+    raise ValueError(f"rewards kind {kind!r} needs {module}.{attr}, which is not "
+                     f"available in this installation ({e})") from e
+
+
+def progress_function(ctx: Context, arg: str | None, kind: str):
+  """A progress function and its registered spec (``None`` for files) from a term's arg."""
+  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  if arg is None:
+    # No arg: the function registered for this environment, if there is one.
+    for spec in progress_functions.REGISTRY.values():
+      if spec.env_id == ctx.env_id:
+        return spec.fn, spec
+    raise ValueError(
+        f"{kind}: no progress function is registered for {ctx.env_id!r}; give one as "
+        f"{kind}:<name> (one of {', '.join(sorted(progress_functions.REGISTRY))}) or "
+        f"{kind}:<file.py>")
+  if arg.endswith(".py"):
+    if not os.path.isfile(arg):
+      raise ValueError(f"{kind}: progress-function file {arg!r} does not exist")
+    load_file = _import(kind, "rewardjax.progress", "load_file")
+    return load_file(arg, example_obs=ctx.example_obs()), None
+  spec = progress_functions.get(arg)
+  return spec.fn, spec
+
+
+def _build_extrinsic(ctx, arg, options, gamma):
+  del ctx, arg, options, gamma
+  from rewardjax.rewards.extrinsic import extrinsic  # pylint: disable=g-import-not-at-top
+  return extrinsic()
+
+
+def _build_potential(ctx, arg, options, gamma):
+  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  from rewardjax.rewards.shaping import potential_shaping  # pylint: disable=g-import-not-at-top
+  fn, _ = progress_function(ctx, arg, "potential")
+  # Shaping preserves optimal policies only with the learner's γ for this channel.
+  return potential_shaping(progress_functions.potential(fn, **options), gamma=gamma)
+
+
+def _unprefixed(options: dict) -> dict:
+  return {k[len(MODULE_PREFIX):] if k.startswith(MODULE_PREFIX) else k: v
+          for k, v in options.items()}
+
+
+def _module_kind(module: str, attr: str, kind: str):
+  """Builder and option lister for a factory called as ``factory(**options)``."""
+  def options():
+    return _factory_options(_import(kind, module, attr), skip=("gamma",))
+
+  def build(ctx, arg, opts, gamma):
+    del ctx, arg
+    factory = _import(kind, module, attr)
+    opts = _unprefixed(opts)
+    if _accepts(factory, "gamma"):
+      opts = {**opts, "gamma": gamma}   # e.g. RND's return filter runs at the channel's γ
+    return factory(**opts)
+
+  return build, options
+
+
+def _progress_counts_options():
+  factory = _import("progress_counts", "rewardjax.rewards.progress_counts", "progress_counts")
+  first = next(iter(inspect.signature(factory).parameters))
+  return _factory_options(factory, skip=(first, "gamma"))
+
+
+def _build_progress_counts(ctx, arg, options, gamma):
+  factory = _import("progress_counts", "rewardjax.rewards.progress_counts", "progress_counts")
+  fn, spec = progress_function(ctx, arg, "progress_counts")
+  options = _unprefixed(options)
+  # A registered function knows its components' ranges; use them for binning.
+  if spec is not None:
+    for name in ("low", "high"):
+      if _accepts(factory, name) and name not in options:
+        options[name] = getattr(spec, name)
+  if _accepts(factory, "gamma"):
+    options["gamma"] = gamma
+  return factory(fn, **options)
+
+
+_rnd_build, _rnd_options = _module_kind("rewardjax.rewards.rnd", "rnd", "rnd")
+_counts_build, _counts_options = _module_kind("rewardjax.rewards.counts", "count_bonus", "counts")
+
+KINDS: dict[str, Kind] = {
+    "extrinsic": Kind(_build_extrinsic, dict, help="the environment's reward"),
+    "potential": Kind(
+        _build_potential, lambda: {"scale": Option(1.0)}, arg="optional",
+        help="potential-based shaping with Φ = scale·mean(progress); "
+             "potential[:<name>|<file.py>]"),
+    "rnd": Kind(_rnd_build, _rnd_options, gamma=0.99, episodic=False,
+                help="random network distillation bonus (non-episodic)"),
+    "counts": Kind(_counts_build, _counts_options, gamma=0.99, episodic=False,
+                   normalize=True,
+                   help="count bonus β/√N(s) (non-episodic, normalised by its return std)"),
+    "progress_counts": Kind(
+        _build_progress_counts, _progress_counts_options, arg="optional", gamma=0.99,
+        episodic=False, normalize=True,
+        help="counts over binned progress (non-episodic, normalised by its return std); "
+             "progress_counts[:<name>|<file.py>]"),
+}
+
+
+def register_kind(name: str, kind: Kind) -> None:
+  """Adds a term kind (e.g. ``attention``) to the spec grammar."""
+  if not name.isidentifier():
+    raise ValueError(f"kind names must be identifiers, got {name!r}")
+  KINDS[name] = kind
+
+
+def describe_kinds() -> str:
+  """One line per kind, for ``--help``."""
+  return "\n".join(f"  {name}: {k.help}" for name, k in KINDS.items())
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+  kind: str
+  arg: str | None
+  options: dict[str, Any]
+  text: str
+
+
+def _unknown(what: str, name: str, valid) -> ValueError:
+  valid = sorted(valid)
+  close = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+  hint = f" Did you mean: {', '.join(close)}?" if close else ""
+  return ValueError(f"unknown {what} {name!r}.{hint} Valid: {', '.join(valid) or '(none)'}")
+
+
+def parse_terms(spec: str) -> list[Term]:
+  """Splits a spec into terms (syntax only; kinds and options are checked later)."""
+  if not isinstance(spec, str) or not spec.strip():
+    raise ValueError("rewards spec is empty; e.g. 'extrinsic' or 'extrinsic+rnd'")
+  terms = []
+  for text in spec.split("+"):
+    text = text.strip()
+    if not text:
+      raise ValueError(f"rewards spec {spec!r} has an empty term (check the '+' signs)")
+    head, at, opts_text = text.partition("@")
+    kind, colon, arg = head.partition(":")
+    kind, arg = kind.strip(), arg.strip()
+    if colon and not arg:
+      raise ValueError(f"rewards term {text!r}: nothing after ':'")
+    options = {}
+    if at:
+      for item in _split_top_level(opts_text, ","):
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or not name or not value.strip():
+          raise ValueError(f"rewards term {text!r}: options are name=value, got {item!r}")
+        if name in options:
+          raise ValueError(f"rewards term {text!r}: option {name!r} given twice")
+        options[name] = parse_value(value)
+    terms.append(Term(kind, arg if colon else None, options, text))
+  return terms
+
+
+def _channel_settings(term: Term, kind: Kind, agent_gamma: float) -> dict:
+  opts = term.options
+  coef = coerce("coef", opts.get("coef", kind.coef), Option(1.0))
+  gamma = opts.get("gamma", agent_gamma if kind.gamma is None else kind.gamma)
+  gamma = coerce("gamma", gamma, Option(1.0))
+  if not 0.0 < gamma <= 1.0:
+    raise ValueError(f"option gamma: must be in (0, 1], got {gamma}")
+  episodic = coerce("episodic", opts.get("episodic", kind.episodic), Option(True))
+  normalize = coerce("normalize", opts.get("normalize", kind.normalize), Option(True))
+  return {"coef": coef, "gamma": gamma, "episodic": episodic, "normalize": normalize}
+
+
+def parse_rewards(spec: str, *, env_id: str, env, env_params, gamma: float) -> Channels:
+  """Builds the ``Channels`` that ``spec`` describes.
+
+  Args:
+    spec: e.g. ``"extrinsic+potential:mountaincar@scale=10"`` (see the module doc).
+    env_id, env, env_params: the environment; used to pick its registered
+      progress function and to check progress files on a real observation.
+    gamma: the agent's discount: the default γ of episodic channels.
+
+  Raises:
+    ValueError: on an unknown kind or option, a bad value, or a factory that
+      refuses its options; the message names the offending term.
+  """
+  ctx = Context(env_id, env, env_params, float(gamma))
+  channels, counts = {}, {}
+  for term in parse_terms(spec):
+    if term.kind not in KINDS:
+      raise _unknown("rewards kind", term.kind, KINDS)
+    kind = KINDS[term.kind]
+    try:
+      if kind.arg == "none" and term.arg is not None:
+        raise ValueError(f"{term.kind} takes no ':' argument")
+      if kind.arg == "required" and term.arg is None:
+        raise ValueError(f"{term.kind} needs an argument: {term.kind}:<...>")
+      factory_defaults = kind.options()
+      factory_opts = {}
+      for name, value in term.options.items():
+        if name in CHANNEL_OPTIONS:
+          continue
+        if name not in factory_defaults:
+          raise _unknown("option", name, (*CHANNEL_OPTIONS, *factory_defaults))
+        factory_opts[name] = coerce(name, value, factory_defaults[name])
+      settings = _channel_settings(term, kind, ctx.gamma)
+      module = kind.build(ctx, term.arg, factory_opts, settings["gamma"])
+      normalize = settings.pop("normalize")
+      transforms = (normalize_by_return_std(settings["gamma"], episodic=settings["episodic"]),
+                    ) if normalize else ()
+      ch = channel(module, transforms=transforms, **settings)
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"rewards term {term.text!r}: {e}") from e
+
+    name = term.options.get("name")
+    if name is not None:
+      if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"rewards term {term.text!r}: name must be an identifier, got {name!r}")
+      if name in channels:
+        raise ValueError(f"rewards term {term.text!r}: channel name {name!r} is already used")
+    else:
+      # The kind, with _2, _3, ... for repeats, skipping names taken explicitly.
+      counts[term.kind] = counts.get(term.kind, 0) + 1
+      name = term.kind if counts[term.kind] == 1 else f"{term.kind}_{counts[term.kind]}"
+      while name in channels:
+        counts[term.kind] += 1
+        name = f"{term.kind}_{counts[term.kind]}"
+    channels[name] = ch
+  return combine(**channels)

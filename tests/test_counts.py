@@ -1,0 +1,314 @@
+"""Count bonuses: exact keys, SimHash, count-min sketch, episodic resets, ProgressCounts."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rewardjax.rewards import counts
+from rewardjax.rewards import progress_counts as pc
+from rewardjax.types import Transition
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _jit(module):
+  """The module with jitted functions: one compile each instead of op-by-op dispatch."""
+  return type(module)(module.init, jax.jit(module.reward), jax.jit(module.update))
+
+
+def _batch(next_obs, terminated=None, truncated=None):
+  """A transition batch whose batch shape is ``terminated``'s (default: next_obs[:1])."""
+  next_obs = jnp.asarray(next_obs)
+  shape = next_obs.shape[:1] if terminated is None else np.shape(terminated)
+  term = np.zeros(shape, bool) if terminated is None else terminated
+  trunc = np.zeros(shape, bool) if truncated is None else truncated
+  zeros = jnp.zeros(shape, jnp.float32)
+  return Transition(next_obs, jnp.zeros(shape, jnp.int32), zeros, next_obs,
+                    jnp.asarray(term), jnp.asarray(trunc))
+
+
+def _n(bonus, beta):
+  """Recovers N from a bonus β/√N."""
+  return np.rint((beta / np.asarray(bonus)) ** 2).astype(int)
+
+
+def _deepsea_obs(cells, size=10):
+  """DeepSea-style float one-hot grids; cell ``size*size`` is the all-zero terminal obs."""
+  eye = np.concatenate([np.eye(size * size), np.zeros((1, size * size))])
+  return jnp.asarray(eye[np.asarray(cells)].reshape(-1, size, size), jnp.float32)
+
+
+def test_bonus_is_beta_over_sqrt_n_for_a_state_seen_n_times():
+  beta = 0.3
+  module = _jit(counts.count_bonus(beta=beta, key_fn="onehot"))
+  rng = np.random.default_rng(0)
+  cells = rng.integers(0, 101, size=200)                  # 100 cells + terminal
+  state = module.init(KEY, _batch(_deepsea_obs(cells[:50])))
+  assert state.counts.shape == (1, 101)                   # exact: one cell per state
+  seen = np.zeros(101, int)
+  for chunk in np.split(cells, 4):
+    batch = _batch(_deepsea_obs(chunk))
+    bonus = module.reward(state, batch)
+    expected = []
+    for c in chunk:                                       # N includes the current visit
+      seen[c] += 1
+      expected.append(beta / math.sqrt(seen[c]))
+    np.testing.assert_allclose(bonus, expected, rtol=1e-6)
+    state, metrics = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts[0], seen)
+  assert float(metrics["unique_keys"]) == np.count_nonzero(seen)
+  # A state seen n times in earlier batches earns β/√(n + 1) on its next visit.
+  probe = _batch(_deepsea_obs(np.arange(101)))
+  np.testing.assert_allclose(module.reward(state, probe), beta / np.sqrt(seen + 1), rtol=1e-6)
+
+
+def test_total_batch_counts_use_the_count_after_the_batch():
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", batch_counts="total"))
+  batch = _batch(_deepsea_obs([3, 5, 3, 3, 7], size=3))
+  state = module.init(KEY, batch)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [3, 1, 3, 3, 1])
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [6, 2, 6, 6, 2])
+
+
+def test_sequential_bonuses_do_not_depend_on_how_the_stream_is_batched():
+  rng = np.random.default_rng(1)
+  obs = jnp.asarray(rng.integers(0, 4, size=(24, 2)), jnp.int32)   # integer grid, exact keys
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact"))
+  whole = module.reward(module.init(KEY, _batch(obs)), _batch(obs))
+  state = module.init(KEY, _batch(obs[:6]))
+  parts = []
+  for i in range(0, 24, 6):
+    b = _batch(obs[i:i + 6])
+    parts.append(module.reward(state, b))
+    state, _ = module.update(state, b, KEY)
+  np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-6)
+
+
+def test_exact_and_grid_keys_count_an_integer_grid_without_collisions():
+  xy = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-10, 11)), -1).reshape(-1, 2)
+  visits = np.arange(len(xy)) % 5 + 1                    # state i visited visits[i] times
+  stream = jnp.asarray(np.repeat(xy, visits, axis=0), jnp.int32)
+  stream = stream[np.random.default_rng(2).permutation(len(stream))]
+  probe = _batch(jnp.asarray(xy, jnp.int32))
+  for key_fn in ("exact", counts.grid_key(-10, 10)):
+    module = _jit(counts.count_bonus(beta=1.0, key_fn=key_fn))
+    state = module.init(KEY, _batch(stream))
+    state, _ = module.update(state, _batch(stream), KEY)
+    np.testing.assert_array_equal(_n(module.reward(state, probe), 1.0), visits + 1)
+  assert state.counts.shape == (1, 21 * 21)              # grid_key: exact index table
+
+
+def test_grid_key_is_the_mixed_radix_index():
+  key = counts.grid_key([0, -1], [2, 3])                  # radices 3, 5
+  assert key.num_keys(jnp.zeros(2)) == 15
+  assert int(key.apply((), jnp.array([2, 1]))) == 2 * 5 + (1 + 1)
+
+
+def test_simhash_near_observations_share_keys_far_ones_do_not():
+  key = counts.simhash_key(bits=32)
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(64, 8)), jnp.float32)
+  params = key.init(jax.random.PRNGKey(4), x)
+  code = jax.vmap(lambda o: key.apply(params, o))
+  near = x + 1e-5 * jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+  far = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+  np.testing.assert_array_equal(code(x), code(near))
+  assert np.all(np.asarray(code(x)) != np.asarray(code(far)))
+  assert np.all(np.asarray(code(x)) != np.asarray(code(-x)))   # every bit flips
+  assert len(np.unique(np.asarray(code(x)))) == 64
+  # Through the module: a near-duplicate counts as a second visit.
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="simhash"))
+  state = module.init(jax.random.PRNGKey(4), _batch(x))
+  n = _n(module.reward(state, _batch(jnp.concatenate([x, near, far]))), 1.0)
+  np.testing.assert_array_equal(n, [1] * 64 + [2] * 64 + [1] * 64)
+
+
+def test_simhash_with_many_bits_uses_several_words():
+  key = counts.simhash_key(bits=70)
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(4, 3)), jnp.float32)
+  params = key.init(KEY, x)
+  assert key.apply(params, x[0]).shape == (3,)           # ⌈70/32⌉ words, hashed
+  assert key.num_keys(x[0]) is None
+
+
+def test_count_min_sketch_never_undercounts_and_is_exact_without_collisions():
+  rng = np.random.default_rng(6)
+  states = rng.integers(0, 1000, size=(300, 3))          # distinct w.h.p.; made distinct below
+  states = np.unique(states, axis=0)[:200]
+  visits = rng.integers(1, 6, size=len(states))
+  stream = jnp.asarray(np.repeat(states, visits, axis=0), jnp.int32)
+  probe = _batch(jnp.asarray(states, jnp.int32))
+
+  def sketch_counts(table_size, num_hashes):
+    module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", table_size=table_size,
+                                     num_hashes=num_hashes))
+    state = module.init(KEY, _batch(stream))
+    assert state.counts.shape == (num_hashes, table_size)
+    state, _ = module.update(state, _batch(stream), KEY)
+    return _n(module.reward(state, probe), 1.0) - 1      # minus the probe's own visit
+
+  small = sketch_counts(64, 4)                            # 200 keys in 64 cells: collisions
+  assert np.all(small >= visits) and np.any(small > visits)
+  one_row = sketch_counts(64, 1)
+  assert np.all(small <= one_row)                        # more rows never hurt
+  np.testing.assert_array_equal(sketch_counts(2**16, 4), visits)
+
+
+def test_episodic_counts_reset_at_episode_end():
+  t, n = 4, 3
+  obs = np.zeros((t, n, 2), np.int32)                     # every env sees the same state
+  term = np.zeros((t, n), bool)
+  trunc = np.zeros((t, n), bool)
+  term[1, 0] = True                                       # env 0: episode ends at step 1
+  trunc[0, 1] = True                                      # env 1: truncated at step 0 and 2
+  trunc[2, 1] = True
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", episodic=True))
+  batch = _batch(obs, term, trunc)
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, n, counts.DEFAULT_EPISODIC_TABLE_SIZE)
+  np.testing.assert_array_equal(
+      _n(module.reward(state, batch), 1.0),
+      [[1, 1, 1], [2, 1, 2], [1, 2, 3], [2, 1, 4]])
+  state, metrics = module.update(state, batch, KEY)
+  assert float(metrics["unique_keys"]) == 1.0
+  # The open episodes carry over: env 0 has seen the state twice, env 1 once, env 2 four times.
+  nxt = _batch(obs[:1], np.zeros((1, n), bool))
+  np.testing.assert_array_equal(_n(module.reward(state, nxt), 1.0), [[3, 2, 5]])
+  # A lifelong count over the same batch never resets.
+  lifelong = _jit(counts.count_bonus(beta=1.0, key_fn="exact"))
+  np.testing.assert_array_equal(
+      _n(lifelong.reward(lifelong.init(KEY, batch), batch), 1.0).reshape(-1),
+      np.arange(1, t * n + 1))
+  with pytest.raises(ValueError, match="environments"):
+    module.reward(state, _batch(obs[:, :2], term[:, :2]))
+
+
+def test_batch_shapes_t_n_and_b_agree_for_lifelong_counts():
+  rng = np.random.default_rng(7)
+  obs = jnp.asarray(rng.integers(0, 3, size=(5, 4, 2, 2)), jnp.float32)   # [T, N, 2, 2]
+  module = _jit(counts.count_bonus(beta=0.5))                            # auto: SimHash
+  tn = _batch(obs, np.zeros((5, 4), bool))
+  b = _batch(obs.reshape(20, 2, 2))
+  state = module.init(KEY, tn)
+  r_tn = module.reward(state, tn)
+  assert r_tn.shape == (5, 4)
+  np.testing.assert_allclose(r_tn.reshape(-1), module.reward(state, b))
+  s_tn, _ = module.update(state, tn, KEY)
+  s_b, _ = module.update(state, b, KEY)
+  np.testing.assert_array_equal(s_tn.counts, s_b.counts)
+
+
+def _mountaincar_key_by_hand(x, v, bins=10):
+  u = 0.0025 / 3.0
+  pos = (x + 1.2) / 1.7
+  energy = (u * math.sin(3 * x) + 0.5 * v * v + u) / (u * math.sin(1.5) + u)
+  b = [min(int(min(max(p, 0.0), 1.0) * bins), bins - 1) for p in (pos, energy)]
+  return b[0] * bins + b[1]
+
+
+def test_progress_counts_bins_mountaincar_progress():
+  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  spec = progress_functions.get("mountaincar")
+  key = pc.progress_key(spec.fn, num_bins=10, low=spec.low, high=spec.high)
+  obs = jnp.array([[-0.9, 0.02], [0.3, 0.04], [-0.5, 0.0]], jnp.float32)
+  params = key.init(KEY, obs)
+  got = jax.jit(jax.vmap(key.apply, in_axes=(None, 0)))(params, obs).tolist()
+  # x=-0.9: position (0.3/1.7)=0.176 -> bin 1; energy 0.407 -> bin 4  => 1·10 + 4
+  # x=0.3:  position 0.882 -> bin 8; energy 1.37, clipped -> bin 9     => 89
+  # x=-0.5: position 0.412 -> bin 4; energy 0.0013 -> bin 0            => 40
+  assert got == [14, 89, 40]
+  assert got == [_mountaincar_key_by_hand(float(x), float(v)) for x, v in np.asarray(obs)]
+  # The registered name gives the same module, with a 100-cell exact table.
+  module = _jit(pc.progress_counts("mountaincar", beta=1.0, num_bins=10))
+  state = module.init(KEY, _batch(obs))
+  assert state.counts.shape == (1, 100)
+  state, _ = module.update(state, _batch(obs), KEY)
+  assert sorted(np.flatnonzero(state.counts[0]).tolist()) == [14, 40, 89]
+
+
+def test_progress_counts_rewards_rarely_visited_bins_more():
+  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  module = _jit(pc.progress_counts(progress_functions.mountaincar_progress, beta=1.0,
+                                   num_bins=10, low=0.0, high=1.0))
+  rng = np.random.default_rng(8)
+  common = np.stack([rng.uniform(-0.55, -0.45, 50), np.zeros(50)], -1)   # valley floor
+  rare = np.array([[0.3, 0.04]])
+  batch = _batch(jnp.asarray(np.concatenate([common, rare]), jnp.float32))
+  state = module.init(KEY, batch)
+  state, _ = module.update(state, batch, KEY)
+  r = module.reward(state, _batch(jnp.asarray([common[0], rare[0]], jnp.float32)))
+  assert r[1] > r[0]
+  np.testing.assert_allclose(r[1], 1 / math.sqrt(2), rtol=1e-6)
+
+
+def test_progress_ranges_are_estimated_from_the_example():
+  fn = lambda o: jnp.array([o[0], 0.5])                  # second component constant
+  key = pc.progress_key(fn, num_bins=4)
+  example = jnp.array([[2.0], [6.0], [4.0]])
+  params = key.init(KEY, example)
+  np.testing.assert_allclose(params.low, [2.0, 0.0])
+  np.testing.assert_allclose(params.high, [6.0, 1.0])    # constant: contract range [0, 1]
+  keys = jax.vmap(key.apply, in_axes=(None, 0))(params, jnp.array([[2.1], [4.5], [9.0]]))
+  keys = keys.tolist()
+  assert keys == [0 * 4 + 2, 2 * 4 + 2, 3 * 4 + 2]       # out of range -> edge bin
+
+
+def test_jit_and_vmap_over_keys():
+  module = counts.count_bonus(beta=0.1, key_fn="simhash", simhash_bits=16, num_hashes=2,
+                              table_size=4096)
+  rng = np.random.default_rng(9)
+  batch = _batch(jnp.asarray(rng.normal(size=(6, 3, 4)), jnp.float32), np.zeros((6, 3), bool))
+  keys = jax.random.split(KEY, 3)
+  states = jax.jit(jax.vmap(module.init, in_axes=(0, None)))(keys, batch)
+  assert states.counts.shape == (3, 2, 4096)             # 2^16 codes > 4096 cells: hashed
+  assert not np.allclose(states.key_params.projection[0], states.key_params.projection[1])
+
+  @jax.jit
+  @jax.vmap
+  def step(state, key):
+    r = module.reward(state, batch)
+    state, metrics = module.update(state, batch, key)
+    return state, r, metrics
+
+  new, r, metrics = step(states, keys)
+  assert r.shape == (3, 6, 3) and metrics["bonus_mean"].shape == (3,)
+  reward, update = jax.jit(module.reward), jax.jit(module.update)
+  for i in range(3):
+    s_i = jax.tree.map(lambda x: x[i], states)
+    np.testing.assert_allclose(r[i], reward(s_i, batch), rtol=1e-6)
+    np.testing.assert_array_equal(new.counts[i], update(s_i, batch, keys[i])[0].counts)
+
+
+def test_episodic_progress_counts_jit_and_vmap():
+  batch = _batch(jnp.asarray(np.random.default_rng(10).normal(size=(6, 3, 4)), jnp.float32),
+                 np.eye(6, 3, dtype=bool))
+  keys = jax.random.split(KEY, 3)
+  prog = pc.progress_counts(lambda o: jax.nn.sigmoid(o[:2]), num_bins=5, low=0.0, high=1.0,
+                            episodic=True)
+  st = jax.vmap(prog.init, in_axes=(0, None))(keys, batch)
+  st, m = jax.jit(jax.vmap(prog.update, in_axes=(0, None, 0)))(st, batch, keys)
+  assert st.counts.shape == (3, 1, 3, 25) and np.all(np.asarray(m["count_mean"]) >= 1)
+  # Env e ended its episode at step e: only the steps after it remain counted.
+  np.testing.assert_array_equal(st.counts[:, 0].sum(-1), [[5, 4, 3]] * 3)
+
+
+def test_metrics_and_argument_checks():
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot"))
+  batch = _batch(_deepsea_obs([0, 0, 1, 2], size=2))
+  state = module.init(KEY, batch)
+  _, metrics = module.update(state, batch, KEY)
+  assert float(metrics["unique_keys"]) == 3.0
+  np.testing.assert_allclose(metrics["table_occupancy"], 3 / 5)
+  np.testing.assert_allclose(metrics["bonus_mean"], (1 + 1 / math.sqrt(2) + 1 + 1) / 4, rtol=1e-6)
+  with pytest.raises(ValueError, match="key_fn"):
+    counts.count_bonus(key_fn="nope")
+  with pytest.raises(ValueError, match="batch_counts"):
+    counts.count_bonus(batch_counts="later")
+  with pytest.raises(ValueError, match="beta"):
+    counts.count_bonus(beta=-1.0)
+  with pytest.raises(ValueError, match="num_bins"):
+    pc.progress_counts(lambda o: o, num_bins=[3, 4]).init(KEY, _batch(jnp.zeros((2, 3))))
