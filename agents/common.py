@@ -64,6 +64,20 @@ def random_rollout(env, env_params, key, num_steps: int, num_envs: int) -> Trans
   return traj
 
 
+def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:
+  """log π(a|s) of a categorical policy given its logits ``[..., A]``."""
+  # A one-hot product rather than a gather: its gradient is elementwise, where a
+  # gather's is a scatter (several times slower inside CPU minibatch loops).
+  log_p = jax.nn.log_softmax(logits)
+  return jnp.sum(jax.nn.one_hot(action, logits.shape[-1], dtype=log_p.dtype) * log_p, axis=-1)
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+  """Entropy of a categorical policy given its logits ``[..., A]``."""
+  log_p = jax.nn.log_softmax(logits)
+  return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
 def check_rewards(rewards: Channels, env, env_params, key=None, num_steps: int = 8,
                   num_envs: int = 2) -> None:
   """Runs the reward channels once on a real random rollout, before any long compile.
@@ -95,22 +109,28 @@ def check_rewards(rewards: Channels, env, env_params, key=None, num_steps: int =
 
 
 def episode_metrics(info: dict) -> dict:
-  """Mean return/length of the episodes that ended in a ``[T, N]`` rollout.
+  """Return/length statistics of the episodes that ended in a ``[T, N]`` rollout.
 
-  If none ended, the last completed episode's return per env is averaged (0
-  before any episode ended); ``num_episodes`` says how many ended.
+  ``episode_return`` is the mean return of the episodes that ended in this
+  rollout; if none did, the mean of each environment's last finished episode;
+  NaN until some environment has finished one (never a made-up 0).
+  ``episode_return_max`` is the best of them ("did any episode reach the
+  goal?"), ``num_episodes`` how many ended in this rollout.
   """
   done = info["episode_done"]
   n = jnp.sum(done)
   ret, length = info["episode_return"], info["episode_length"].astype(jnp.float32)
+  seen = info["episode_count"][-1] > 0                     # [N] finished one ever
+  n_seen = jnp.sum(seen)
 
-  def mean_done(x):
-    return jnp.where(n > 0, jnp.sum(jnp.where(done, x, 0.0)) / jnp.maximum(n, 1),
-                     jnp.mean(x[-1]))
+  def summarise(x):
+    this = jnp.sum(jnp.where(done, x, 0.0)) / jnp.maximum(n, 1)
+    carried = jnp.sum(jnp.where(seen, x[-1], 0.0)) / jnp.maximum(n_seen, 1)
+    return jnp.where(n > 0, this, jnp.where(n_seen > 0, carried, jnp.nan))
 
-  # Best episode of the update: "did any episode reach the goal?" for exploration.
-  best = jnp.where(n > 0, jnp.max(jnp.where(done, ret, -jnp.inf)), jnp.max(ret[-1]))
-  return {"episode_return": mean_done(ret), "episode_length": mean_done(length),
+  best = jnp.where(n > 0, jnp.max(jnp.where(done, ret, -jnp.inf)),
+                   jnp.where(n_seen > 0, jnp.max(jnp.where(seen, ret[-1], -jnp.inf)), jnp.nan))
+  return {"episode_return": summarise(ret), "episode_length": summarise(length),
           "episode_return_max": best, "num_episodes": n}
 
 

@@ -9,9 +9,10 @@ A progress function is a pure ``obs -> Array[k]`` for ONE observation, values in
 from __future__ import annotations
 
 import difflib
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import jax.numpy as jnp
+import numpy as np
 
 Array = jnp.ndarray
 
@@ -22,6 +23,9 @@ class ProgressSpec(NamedTuple):
   description: str
   low: tuple[float, ...]    # range of each component, for binning
   high: tuple[float, ...]
+  # Weights of the components in the shaping potential (None: their mean). A
+  # component can be good for counting but a misleading potential.
+  potential_weights: tuple[float, ...] | None = None
 
 
 # MountainCar dynamics (gymnax / Gym): v' = v + 0.001·(a−1) − 0.0025·cos(3x).
@@ -82,15 +86,19 @@ def cartpole_progress(obs: Array) -> Array:
   return jnp.clip(jnp.stack([upright, centred]), 0.0, 1.0)
 
 
+# As a potential, position alone rewards pushing right from the start, which is
+# exactly wrong (the car must swing back first); energy rewards the swing.
+_MC_POTENTIAL_WEIGHTS = (0.0, 1.0)
+
 REGISTRY: dict[str, ProgressSpec] = {
     "mountaincar": ProgressSpec(
         mountaincar_progress, "MountainCar-v0",
         "position and mechanical energy relative to what reaching the flag needs",
-        (0.0, 0.0), (1.0, 1.0)),
+        (0.0, 0.0), (1.0, 1.0), potential_weights=_MC_POTENTIAL_WEIGHTS),
     "mountaincar_continuous": ProgressSpec(
         mountaincar_progress, "MountainCarContinuous-v0",
         "position and mechanical energy relative to what reaching the flag needs",
-        (0.0, 0.0), (1.0, 1.0)),
+        (0.0, 0.0), (1.0, 1.0), potential_weights=_MC_POTENTIAL_WEIGHTS),
     "deepsea": ProgressSpec(
         deepsea_progress, "DeepSea-bsuite", "depth and column in the grid",
         (0.0, 0.0), (1.0, 1.0)),
@@ -115,7 +123,28 @@ def get(name: str) -> ProgressSpec:
     ) from None
 
 
-def potential(name_or_fn, scale: float = 1.0) -> Callable[[Array], Array]:
-  """A potential Φ(s) = scale · mean(progress(s)) from a registered name or a function."""
-  fn = get(name_or_fn).fn if isinstance(name_or_fn, str) else name_or_fn
-  return lambda obs: scale * jnp.mean(fn(obs))
+def potential(name_or_fn, scale: float = 1.0,
+              weights: Sequence[float] | None = None) -> Callable[[Array], Array]:
+  """A potential Φ(s) = scale · Σ_i w_i·progress_i(s) / Σ_i w_i.
+
+  Args:
+    name_or_fn: a registered name or a progress function.
+    scale: multiplies Φ.
+    weights: non-negative weight per component. ``None``: the registered
+      ``potential_weights`` of a named function, else equal weights (the mean).
+  """
+  if isinstance(name_or_fn, str):
+    spec = get(name_or_fn)
+    fn = spec.fn
+    weights = spec.potential_weights if weights is None else weights
+  else:
+    fn = name_or_fn
+  if weights is None:
+    return lambda obs: scale * jnp.mean(fn(obs))
+  w = np.asarray(weights, np.float32)
+  if w.ndim != 1 or w.size == 0 or np.any(w < 0) or not np.sum(w) > 0:
+    raise ValueError(
+        "potential: weights must be a non-empty 1-D sequence of non-negative numbers "
+        f"with a positive sum, got {weights!r}")
+  w = jnp.asarray(w / np.sum(w))
+  return lambda obs: scale * jnp.dot(w, fn(obs))

@@ -55,6 +55,7 @@ class EpisodeStatisticsState:
   episode_length: jax.Array
   returned_episode_return: jax.Array
   returned_episode_length: jax.Array
+  episode_count: jax.Array
 
 
 class EpisodeStatistics(Wrapper):
@@ -62,14 +63,15 @@ class EpisodeStatistics(Wrapper):
 
   ``info`` gains ``episode_done`` (an episode ended at this step),
   ``episode_return`` and ``episode_length`` (of the episode that ended at this
-  step; before that, of the last one that ended; 0 before any ended).
+  step; otherwise of the last one that ended; 0 before any ended) and
+  ``episode_count`` (episodes ended so far in this environment).
   """
 
   def reset(self, key, params=None):
     obs, env_state = self._env.reset(key, params)
     zero_f = jnp.zeros((), jnp.float32)
     zero_i = jnp.zeros((), jnp.int32)
-    return obs, EpisodeStatisticsState(env_state, zero_f, zero_i, zero_f, zero_i)
+    return obs, EpisodeStatisticsState(env_state, zero_f, zero_i, zero_f, zero_i, zero_i)
 
   def step(self, key, state, action, params=None):
     obs, env_state, reward, terminated, truncated, info = self._env.step(
@@ -83,12 +85,14 @@ class EpisodeStatistics(Wrapper):
         episode_length=jnp.where(done, 0, ep_len),
         returned_episode_return=jnp.where(done, ep_ret, state.returned_episode_return),
         returned_episode_length=jnp.where(done, ep_len, state.returned_episode_length),
+        episode_count=state.episode_count + done.astype(jnp.int32),
     )
     info = {
         **info,
         "episode_done": done,
         "episode_return": new_state.returned_episode_return,
         "episode_length": new_state.returned_episode_length,
+        "episode_count": new_state.episode_count,
     }
     return obs, new_state, reward, terminated, truncated, info
 

@@ -70,5 +70,8 @@ class DiscreteActorCritic(nn.Module):
     """Returns ``(logits [..., A], values [..., C])``."""
     return self.actor(obs), self.critic(obs)
 
+  def policy(self, obs):
+    return self.actor(obs)
+
   def value(self, obs):
     return self.critic(obs)

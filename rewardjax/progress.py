@@ -75,25 +75,14 @@ def as_potential(progress: str | Callable[[Array], Array],
 
   Args:
     progress: a registered name (see ``REGISTRY``) or a progress function.
-    weights: optional non-negative weight per component; ``None`` weighs all
-      components equally (exactly ``potential(progress, scale)``).
+    weights: optional non-negative weight per component; ``None``: the
+      registered ``potential_weights`` of a named function, else equal weights.
     scale: multiplies Φ.
 
   Returns:
     ``obs -> scalar`` for one observation.
   """
-  if weights is None:
-    return potential(progress, scale)
-  w = np.asarray(weights, np.float32)
-  if w.ndim != 1 or w.size == 0 or np.any(w < 0) or not np.sum(w) > 0:
-    raise ValueError(
-        f"as_potential: weights must be a non-empty 1-D sequence of non-negative "
-        f"numbers with a positive sum, got {weights!r}")
-  fn = get(progress).fn if isinstance(progress, str) else progress
-  # mean(w' · p) with w' = w · k / Σw is the weighted mean Σ w·p / Σw, so the
-  # registry's `potential` does the rest.
-  w = jnp.asarray(w * (w.size / np.sum(w)))
-  return potential(lambda obs: w * fn(obs), scale)
+  return potential(progress, scale, weights)
 
 
 # ----------------------------------------------------------------------------

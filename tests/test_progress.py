@@ -364,7 +364,11 @@ def test_reexports_registry():
 def test_as_potential():
   obs = MC_OBS[2]
   p = progress_functions.mountaincar_progress(obs)
+  # MountainCar's registered potential is its energy component alone.
   np.testing.assert_allclose(progress.as_potential("mountaincar", scale=2.0)(obs),
+                             2.0 * p[1], rtol=1e-6)
+  np.testing.assert_allclose(progress.as_potential(progress_functions.mountaincar_progress,
+                                                   scale=2.0)(obs),
                              2.0 * jnp.mean(p), rtol=1e-6)
   weighted = progress.as_potential(progress_functions.mountaincar_progress,
                                    weights=[3.0, 1.0])
