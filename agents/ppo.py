@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from rewardjax import stats
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
@@ -56,6 +57,10 @@ class PPOConfig:
   activation: str = "tanh"
   normalize_advantages: bool = True
   clip_value_loss: bool = True
+  # Standardise observations by their running mean/std (initialised from a
+  # random-action rollout, updated after every rollout, clipped to ±10). Needed
+  # where features differ in scale by orders of magnitude (MountainCar's velocity).
+  normalize_observations: bool = False
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -91,6 +96,7 @@ class RunnerState(NamedTuple):
   params: Any
   opt_state: Any           # optax state over the flattened parameter vector
   reward_state: Any
+  obs_moments: Any         # running observation statistics (normalize_observations)
   env_state: Any
   obs: jax.Array
   key: jax.Array
@@ -162,6 +168,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       optax.clip_by_global_norm(config.max_grad_norm),
       optax.adam(lr_schedule if config.anneal_lr else config.lr, eps=1e-5))
 
+  def prep(obs, moments):
+    if not config.normalize_observations:
+      return obs
+    return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
+
   def loss_fn(params, batch: MinibatchData, advantages, targets):
     logits, value = network.apply(params, batch.obs)
     log_prob = common.categorical_log_prob(logits, batch.action)
@@ -201,8 +212,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     def step(carry, _):
       env_state, obs, prev_final_obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
-      logits = network.apply(runner.params, obs, method=DiscreteActorCritic.policy)
-      value, v_prev_final = critic_pair(runner.params, obs, prev_final_obs)
+      x = prep(obs, runner.obs_moments)
+      logits = network.apply(runner.params, x, method=DiscreteActorCritic.policy)
+      value, v_prev_final = critic_pair(runner.params, x, prep(prev_final_obs, runner.obs_moments))
       action = jax.random.categorical(k_act, logits)
       log_prob = common.categorical_log_prob(logits, action)
       obs2, env_state, reward, term, trunc, info = common.step_batch(
@@ -216,7 +228,8 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     (env_state, obs, last_final_obs, key), traj = jax.lax.scan(
         step, (runner.env_state, runner.obs, runner.obs, runner.key), None, config.num_steps)
     # V(obs after the rollout) and V(true next obs of its last step).
-    v_last, v_last_final = critic_pair(runner.params, obs, last_final_obs)
+    v_last, v_last_final = critic_pair(runner.params, prep(obs, runner.obs_moments),
+                                       prep(last_final_obs, runner.obs_moments))
     v_next_seq = jnp.concatenate([traj.value[1:], v_last[None]], axis=0)
     v_next_true = jnp.concatenate([traj.value_prev_final[1:], v_last_final[None]], axis=0)
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_next_seq, v_next_true
@@ -236,7 +249,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     advantages = jnp.sum(adv_c * coefs, axis=-1)                       # [T, N]
 
     # Only what the loss reads is shuffled into minibatches.
-    train_data = (MinibatchData(tr.obs, tr.action, traj.log_prob, traj.value), advantages, targets)
+    # Observations as the policy saw them (normalised with this rollout's moments).
+    train_data = (MinibatchData(prep(tr.obs, runner.obs_moments), tr.action, traj.log_prob,
+                                traj.value), advantages, targets)
     flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), train_data)
 
     def epoch(carry, key):
@@ -265,8 +280,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       metrics[f"reward/{name}"] = r[..., c].mean()
     metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
     metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-    runner = runner._replace(params=params, opt_state=opt_state,
-                             reward_state=reward_state, key=key)
+    obs_moments = runner.obs_moments
+    if config.normalize_observations:
+      obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
+    runner = runner._replace(params=params, opt_state=opt_state, reward_state=reward_state,
+                             obs_moments=obs_moments, key=key)
     return runner, metrics
 
   def train(key: jax.Array) -> TrainOutput:
@@ -276,10 +294,12 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     example = common.random_rollout(env, env_params, k_example, config.num_steps,
                                     config.num_envs)
     reward_state = channels.init(k_reward, example)
+    obs_moments = stats.moments_update(stats.moments_init(obs_shape),
+                                       example.obs.astype(jnp.float32), axes=(0, 1))
     # The optimiser works on one flat parameter vector: on CPU each pytree leaf
     # costs Adam and global-norm clipping several small ops per minibatch.
     opt_state = tx.init(ravel_pytree(params)[0])
-    runner = RunnerState(params, opt_state, reward_state, env_state, obs, k_run)
+    runner = RunnerState(params, opt_state, reward_state, obs_moments, env_state, obs, k_run)
 
     def body(runner, i):
       runner, metrics = update(runner, None)

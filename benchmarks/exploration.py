@@ -114,9 +114,10 @@ def main(argv=None):
       print(f"| {label} | {arm} | {steps:,} | {solved}/{args.seeds} | {fmt_first(res['first_goal_steps'])} "
             f"| {np.mean(res['final_mean_return']):.3f} | {res['wall_s']:.0f} |"
             + (" NON-FINITE" if res["nonfinite"] else ""), flush=True)
-  with open(os.path.join(args.out, "exploration.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  plot(results, os.path.join(args.out, "exploration.png"))
+      # Written after every arm, so a long run that is stopped keeps its results.
+      with open(os.path.join(args.out, "exploration.json"), "w") as f:
+        json.dump(results, f, indent=1)
+      plot(results, os.path.join(args.out, "exploration.png"))
   print(f"\nwrote {args.out}/exploration.json and exploration.png")
 
 
@@ -142,6 +143,7 @@ def plot(results, path):
   axes[0][0].legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
+  plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,7 @@ import jax.numpy as jnp
 from rewardjax import envs
 from rewardjax.agents.ppo import PPOConfig, make_train
 from rewardjax.envs import progress_functions
-from rewardjax.rewards import channel, combine, extrinsic, potential_shaping
-from rewardjax.types import RewardModule
+from rewardjax.rewards import add, channel, combine, extrinsic, potential_shaping
 
 PLAIN = "ppo"
 REJAX = "rejax ppo"
@@ -65,28 +64,6 @@ class Row(NamedTuple):
   name: str
   build: Callable[[PPOConfig], Callable[[jax.Array], object]]   # config -> train(key)
   note: str = ""
-
-
-def summed(*modules: RewardModule) -> RewardModule:
-  """One reward module whose reward is the sum of ``modules``' rewards."""
-
-  def init_fn(key, example):
-    keys = jax.random.split(key, len(modules))
-    return tuple(m.init(k, example) for m, k in zip(modules, keys))
-
-  def reward_fn(state, batch):
-    return sum(m.reward(s, batch) for m, s in zip(modules, state))
-
-  def update_fn(state, batch, key):
-    keys = jax.random.split(key, len(modules))
-    out, metrics = [], {}
-    for i, (m, s, k) in enumerate(zip(modules, state, keys)):
-      s, mt = m.update(s, batch, k)
-      out.append(s)
-      metrics.update({f"{i}/{n}": v for n, v in mt.items()})
-    return tuple(out), metrics
-
-  return RewardModule(init_fn, reward_fn, update_fn)
 
 
 def _rewardjax_row(name: str, rewards_fn: Callable[[PPOConfig], object] | None,
@@ -112,7 +89,7 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
       env_id, "2 channels / 2 value heads"))
   rows.append(_rewardjax_row(
       "ppo+shaping(sum)",
-      lambda c: channel(summed(extrinsic(), shaping(c)), gamma=c.gamma),
+      lambda c: channel(add(extrinsic(), shaping(c)), gamma=c.gamma),
       env_id, "shaping added to the extrinsic reward, 1 head"))
 
   try:

@@ -248,9 +248,12 @@ def _build_extrinsic(ctx, arg, options, gamma):
 def _build_potential(ctx, arg, options, gamma):
   from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
   from rewardjax.rewards.shaping import potential_shaping  # pylint: disable=g-import-not-at-top
-  fn, _ = progress_function(ctx, arg, "potential")
+  fn, spec = progress_function(ctx, arg, "potential")
+  # A registered function brings its potential weights (MountainCar: energy only).
+  weights = None if spec is None else spec.potential_weights
   # Shaping preserves optimal policies only with the learner's γ for this channel.
-  return potential_shaping(progress_functions.potential(fn, **options), gamma=gamma)
+  return potential_shaping(progress_functions.potential(fn, weights=weights, **options),
+                           gamma=gamma)
 
 
 def _unprefixed(options: dict) -> dict:

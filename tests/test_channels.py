@@ -119,3 +119,19 @@ def test_standardize_centres():
   s = m.init(jax.random.PRNGKey(0), b)
   s, _ = m.update(s, b, jax.random.PRNGKey(0))
   np.testing.assert_allclose(m.reward(s, b), 0.0, atol=1e-2)
+
+
+def test_add_sums_modules_in_one_channel_and_keeps_shaping_gamma():
+  phi = lambda s: s[0]
+  module = rjx.rewards.add(rjx.rewards.extrinsic(), rjx.rewards.potential_shaping(phi, 0.9))
+  assert module.gamma == 0.9
+  with pytest.raises(ValueError, match="gamma"):
+    rjx.rewards.channel(module, gamma=0.99)
+  b = _batch(np.ones((3, 2)))
+  b = b._replace(next_obs=b.next_obs + 1.0)
+  state = module.init(jax.random.PRNGKey(0), b)
+  r = module.reward(state, b)
+  np.testing.assert_allclose(r, 1.0 + 0.9 * 1.0 - 0.0, rtol=1e-6)
+  with pytest.raises(ValueError, match="different gammas"):
+    rjx.rewards.add(rjx.rewards.potential_shaping(phi, 0.9),
+                    rjx.rewards.potential_shaping(phi, 0.99))

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from rewardjax.rewards import counts
-from rewardjax.rewards import progress_counts as pc
+import importlib
+
+# The package re-exports the factory under the module's name; fetch the module.
+pc = importlib.import_module("rewardjax.rewards.progress_counts")
 from rewardjax.types import Transition
 
 KEY = jax.random.PRNGKey(0)

@@ -127,3 +127,16 @@ def test_import_sets_xla_flag_and_vmapped_seeds_finish():
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "OK (2, 8)" in proc.stdout
+
+
+def test_observation_normalization_tracks_every_rollout():
+  env, params = rjx.envs.make("MountainCar-v0")
+  cfg = ppo.PPOConfig(total_timesteps=4 * 256, num_envs=4, num_steps=64,
+                      normalize_observations=True)
+  out = jax.jit(ppo.make_train(cfg, env, params))(jax.random.PRNGKey(0))
+  m = out.runner_state.obs_moments
+  # Prior count 1e-4, the random-action rollout used at init, then every rollout.
+  np.testing.assert_allclose(m.count, 1e-4 + (cfg.num_updates + 1) * cfg.batch_size, rtol=1e-6)
+  assert m.mean.shape == (2,) and np.isfinite(np.asarray(m.var)).all()
+  assert -1.2 <= float(m.mean[0]) <= 0.6
+  assert not np.asarray(out.metrics["nonfinite"]).any()

@@ -1,6 +1,7 @@
 """Reward modules, channels and transforms (a flat list of re-exports)."""
 
 from rewardjax.rewards.channels import Channel
+from rewardjax.rewards.channels import add
 from rewardjax.rewards.channels import Channels
 from rewardjax.rewards.channels import as_channels
 from rewardjax.rewards.channels import channel

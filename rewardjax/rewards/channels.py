@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.transforms import RewardTransform, transform
-from rewardjax.types import PyTree, RewardModule, Transition, check_reward_shape
+from rewardjax.types import RewardModule, Transition, check_reward_shape
 
 
 class Channel(NamedTuple):
@@ -148,6 +148,30 @@ def combine(**channels: Channel | RewardModule) -> Channels:
       tuple(c.coef for c in chans.values()),
       tuple(c.gamma for c in chans.values()),
       tuple(c.episodic for c in chans.values()))
+
+
+def add(*modules: RewardModule) -> RewardModule:
+  """One reward module whose reward is the sum of ``modules``' rewards.
+
+  Use it to put several streams in ONE channel (one value head, one γ), e.g.
+  ``channel(add(extrinsic(), potential_shaping(phi, gamma=0.99)))``: shaping then
+  adds no head and no GAE of its own. Shaping modules inside fix the channel's γ.
+  """
+  if not modules:
+    raise ValueError("add: give at least one reward module")
+  combined = combine(**{f"term{i}": m for i, m in enumerate(modules)})
+  gammas = {g for g in (getattr(m, "gamma", None) for m in modules) if g is not None}
+  if len(gammas) > 1:
+    raise ValueError(f"add: shaping modules built with different gammas {sorted(gammas)}")
+
+  def reward_fn(state, batch):
+    return jnp.sum(combined.reward(state, batch), axis=-1)
+
+  module = RewardModule(combined.init, reward_fn, combined.update)
+  if gammas:
+    from rewardjax.rewards.shaping import ShapingModule  # pylint: disable=g-import-not-at-top
+    return ShapingModule(*module, gammas.pop())
+  return module
 
 
 def as_channels(rewards: Channels | Channel | RewardModule | None) -> Channels:

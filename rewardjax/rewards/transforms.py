@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from rewardjax import stats
