@@ -98,16 +98,21 @@ def main(argv=None):
   tasks = [("DeepSea-bsuite", {"size": n}, args.deepsea_steps) for n in args.deepsea_sizes]
   if args.mountaincar_steps:
     tasks.append(("MountainCar-v0", {}, args.mountaincar_steps))
+  # MountainCar's velocity is ~100x smaller than its position: without observation
+  # normalisation PPO ignores it and no arm learns (0/8 everywhere at 1M steps).
+  task_config = {"MountainCar-v0": {"normalize_observations": True}}
   os.makedirs(args.out, exist_ok=True)
 
   results = []
-  print(f"PPO {config_kwargs}, {args.seeds} seeds per arm (vmapped), device {jax.devices()[0]}")
+  print(f"PPO {config_kwargs} (MountainCar: + normalize_observations), {args.seeds} seeds per "
+        f"arm (vmapped), device {jax.devices()[0]}")
   print()
   print("| env | arm | steps | solved seeds | env steps to first goal: median (min) | final return (mean) | wall s |")
   print("|---|---|---|---|---|---|---|")
   for env_id, kw, steps in tasks:
     for arm in args.arms:
-      res = run_arm(env_id, kw, arm, steps, args.seeds, config_kwargs)
+      res = run_arm(env_id, kw, arm, steps, args.seeds,
+                    {**config_kwargs, **task_config.get(env_id, {})})
       results.append(res)
       label = env_id + (f" (size {kw['size']})" if kw else "")
       solved = sum(f is not None for f in res["first_goal_steps"])
