@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -134,12 +133,6 @@ def episode_metrics(info: dict) -> dict:
           "episode_return_max": best, "num_episodes": n}
 
 
-def all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
-
-
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
   ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
   if isinstance(value, bool) or not ok:
@@ -157,10 +150,6 @@ def check_unit_interval(name: str, value, closed_low: bool = False):
   if not (low_ok and value <= 1):
     interval = "[0, 1]" if closed_low else "(0, 1]"
     raise ValueError(f"{name} must be in {interval}, got {value!r}")
-
-
-def config_dict(config) -> dict[str, Any]:
-  return dataclasses.asdict(config)
 
 
 def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) -> None:

@@ -49,7 +49,8 @@ import jax.numpy as jnp
 from rewardjax import envs
 from rewardjax.agents.ppo import PPOConfig, make_train
 from rewardjax.envs import progress_functions
-from rewardjax.rewards import add, channel, combine, extrinsic, potential_shaping
+from rewardjax.rewards import (add, channel, combine, count_bonus, extrinsic, potential_shaping,
+                               progress_counts, rnd)
 
 PLAIN = "ppo"
 REJAX = "rejax ppo"
@@ -92,35 +93,19 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
       lambda c: channel(add(extrinsic(), shaping(c)), gamma=c.gamma),
       env_id, "shaping added to the extrinsic reward, 1 head"))
 
-  try:
-    from rewardjax.rewards.rnd import rnd  # pylint: disable=g-import-not-at-top
+  # The bonus modules are part of the package: every row is built unconditionally.
+  bonuses = (
+      ("ppo+rnd", lambda: rnd(), "rnd() defaults, 2 channels"),
+      ("ppo+counts", lambda: count_bonus(), "count_bonus() defaults, 2 channels"),
+      ("ppo+progress_counts", lambda: progress_counts(potential_name),
+       f"progress_counts({potential_name!r}), 2 channels"),
+  )
+  for name, bonus, note in bonuses:
     rows.append(_rewardjax_row(
-        "ppo+rnd",
-        lambda c: combine(extrinsic=channel(extrinsic()),
-                          novelty=channel(rnd(), gamma=0.99, episodic=False)),
-        env_id, "rnd() defaults, 2 channels"))
-  except ImportError as e:
-    skipped.append(f"ppo+rnd: {e}")
-
-  try:
-    from rewardjax.rewards.counts import count_bonus  # pylint: disable=g-import-not-at-top
-    rows.append(_rewardjax_row(
-        "ppo+counts",
-        lambda c: combine(extrinsic=channel(extrinsic()),
-                          counts=channel(count_bonus(), episodic=False)),
-        env_id, "count_bonus() defaults, 2 channels"))
-  except ImportError as e:
-    skipped.append(f"ppo+counts: {e}")
-
-  try:
-    from rewardjax.rewards.progress_counts import progress_counts  # pylint: disable=g-import-not-at-top
-    rows.append(_rewardjax_row(
-        "ppo+progress_counts",
-        lambda c: combine(extrinsic=channel(extrinsic()),
-                          counts=channel(progress_counts(potential_name), episodic=False)),
-        env_id, f"progress_counts({potential_name!r}), 2 channels"))
-  except ImportError as e:
-    skipped.append(f"ppo+progress_counts: {e}")
+        name,
+        lambda c, bonus=bonus: combine(extrinsic=channel(extrinsic()),
+                                       novelty=channel(bonus(), gamma=0.99, episodic=False)),
+        env_id, note))
   return rows, skipped
 
 
