@@ -145,6 +145,7 @@ def _consecutive_batches(env_id, key, num_batches, t, n, delayed):
     (dict(), False),
     (dict(beta=0.5, target="prediction"), True),
     (dict(max_len=8), False),        # episodes longer than the window
+    (dict(uniform=True), True),
 ])
 def test_module_conserves_each_finished_episode_return(kw, delayed):
   t, n = 16, 3
@@ -152,16 +153,21 @@ def test_module_conserves_each_finished_episode_return(kw, delayed):
   module = attention_redistribution(**{**dict(max_len=40, num_actions=2, width=16,
                                                buffer_size=32, episodes_per_update=8,
                                                batch_size=8), **kw})
-  state = module.init(jax.random.PRNGKey(0), batches[0])
-  reward, update = jax.jit(module.reward), jax.jit(module.update)
-  out = []
-  for i, b in enumerate(batches):
-    r = reward(state, b)
-    assert r.shape == b.reward.shape and r.dtype == jnp.float32
-    out.append(np.asarray(r))
-    state, metrics = update(state, b, jax.random.PRNGKey(i))
-    assert np.isfinite(float(metrics["model_loss"]))
-  r = np.concatenate(out)
+
+  @jax.jit
+  def run(stacked):
+    def body(state, xs):
+      b, key = xs
+      r = module.reward(state, b)
+      state, metrics = module.update(state, b, key)
+      return state, (r, metrics["model_loss"])
+    state = module.init(jax.random.PRNGKey(0), batches[0])
+    return jax.lax.scan(body, state, (stacked, jax.random.split(jax.random.PRNGKey(1), 6)))
+
+  state, (r, loss) = run(jax.tree.map(lambda *x: jnp.stack(x), *batches))
+  assert r.shape == (6,) + batches[0].reward.shape and r.dtype == jnp.float32
+  assert np.all(np.isfinite(np.asarray(loss)))
+  r = np.asarray(r).reshape(long.reward.shape)
   raw = np.asarray(long.reward)
   done = np.asarray(long.terminated | long.truncated)
   checked = 0
@@ -193,16 +199,17 @@ def test_credit_crosses_batch_boundaries_to_the_first_step():
   b2 = batch([1.0, 1.0], [False, True])
   module = attention_redistribution(max_len=8, num_actions=2, width=8, buffer_size=4,
                                     episodes_per_update=2, batch_size=2)
-  state = module.init(jax.random.PRNGKey(0), b1)
-  np.testing.assert_array_equal(module.reward(state, b1), 0.0)
-  state, _ = module.update(state, b1, jax.random.PRNGKey(1))
+  init, reward, update = (jax.jit(f) for f in module)
+  state = init(jax.random.PRNGKey(0), b1)
+  np.testing.assert_array_equal(reward(state, b1), 0.0)
+  state, _ = update(state, b1, jax.random.PRNGKey(1))
   assert int(state.prefix_length[0]) == 4 and float(state.prefix_return[0]) == 4.0
-  r = np.asarray(module.reward(state, b2))[:, 0]
+  r = np.asarray(reward(state, b2))[:, 0]
   assert r.sum() == pytest.approx(6.0, rel=1e-6)
   # Identical observations and actions: attention is uniform up to the step
   # embeddings, so steps 0..3 (paid at r[0]) get the bulk.
   assert r[0] > r[1] and r[0] > 6.0 * 3 / 6
-  state, m = module.update(state, b2, jax.random.PRNGKey(2))
+  state, _ = update(state, b2, jax.random.PRNGKey(2))
   assert int(state.prefix_length[0]) == 0 and int(state.buffer_count) == 1
   np.testing.assert_array_equal(np.asarray(state.buffer.valid[0]), [0, 0, 1, 1, 1, 1, 1, 1])
   np.testing.assert_array_equal(np.asarray(state.buffer.step[0])[2:], np.arange(6))
@@ -211,9 +218,17 @@ def test_credit_crosses_batch_boundaries_to_the_first_step():
 
 def test_beta_zero_pays_the_return_at_the_last_step():
   tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
-  module = _module(beta=0.0)
-  state = module.init(jax.random.PRNGKey(0), tr)
-  np.testing.assert_allclose(module.reward(state, tr), tr.reward, atol=1e-6)
+  module = _module(beta=0.0, width=8)
+  r = jax.jit(lambda k: module.reward(module.init(k, tr), tr))(jax.random.PRNGKey(0))
+  np.testing.assert_allclose(r, tr.reward, atol=1e-6)
+
+
+def test_uniform_pays_return_over_length_per_step():
+  tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
+  module = _module(uniform=True, width=8)
+  r = jax.jit(lambda k: module.reward(module.init(k, tr), tr))(jax.random.PRNGKey(0))
+  expected = jnp.repeat(ret / H, H, axis=0)                       # [2·H, 4]
+  np.testing.assert_allclose(r, expected, rtol=1e-5)
 
 
 def test_jit_and_vmap_over_seeds():
@@ -262,9 +277,10 @@ def test_spec_builds_attention_with_the_env_action_count_and_limit():
                                 env=env, env_params=params, gamma=0.99)
   assert channels.names == ("attention",)
   tr = common.random_rollout(env, params, jax.random.PRNGKey(0), 8, 2)
-  state = channels.init(jax.random.PRNGKey(0), tr)
+  state, r = jax.jit(lambda k: (lambda s: (s, channels.reward(s, tr)))(channels.init(k, tr)))(
+      jax.random.PRNGKey(0))
   assert state[0].prefix.obs.shape[1] == params.max_steps_in_episode
-  assert channels.reward(state, tr).shape == (8, 2, 1)
+  assert r.shape == (8, 2, 1)
   with pytest.raises(ValueError, match="unknown option 'bta'"):
     spec.parse_rewards("attention@bta=0.5", env_id="CartPole-v1", env=env, env_params=params,
                        gamma=0.99)

@@ -129,6 +129,7 @@ def attention_redistribution(
     batch_size: int = 32,
     train_steps: int = 2,
     learning_rate: float = 1e-3,
+    uniform: bool = False,
 ) -> RewardModule:
   """Redistributes each finished episode's return over its steps by learned attention.
 
@@ -156,6 +157,9 @@ def attention_redistribution(
     episodes_per_update: at most this many finished episodes of a batch enter
       the buffer (a random subset if more finished).
     batch_size, train_steps, learning_rate: Adam steps per ``update``.
+    uniform: ignore the model and spread each return uniformly, ``R/T`` per
+      step (``β = 1``), with the same episode bookkeeping: the uniform baseline.
+      No model is trained.
   """
   for name, value in (("max_len", max_len), ("width", width), ("num_heads", num_heads),
                       ("buffer_size", buffer_size), ("episodes_per_update", episodes_per_update),
@@ -226,10 +230,13 @@ def attention_redistribution(
     check_batch(batch)
     packed = pack_all(state, batch)                              # leaves [N, S, ...]
     ep = packed.episodes
-    pred, attn = model.apply(state.params, ep.obs, ep.action, ep.step, packed.mask,
-                             method=ReturnModel.all_queries)     # [N, S], [N, S, S]
+    if not uniform:
+      pred, attn = model.apply(state.params, ep.obs, ep.action, ep.step, packed.mask,
+                               method=ReturnModel.all_queries)   # [N, S], [N, S, S]
     ret = jnp.where(packed.done, packed.ret, 0.0)                # R at episode ends
-    if target == "return":
+    if uniform:
+      r = redistribute(packed.mask.astype(jnp.float32), ret, packed.mask, 1.0).sum(axis=-2)
+    elif target == "return":
       r = redistribute(attn, ret, packed.mask, beta).sum(axis=-2)
     else:
       mean, std = return_stats(state)
@@ -278,6 +285,9 @@ def attention_redistribution(
         buffer=buffer, buffer_return=buffer_return,
         buffer_next=(state.buffer_next + num_new) % buffer_size,
         buffer_count=jnp.minimum(state.buffer_count + num_new, buffer_size))
+
+    if uniform:
+      return state, {"episodes_finished": jnp.sum(done_flat)}
 
     # Train the return model on random minibatches of the buffer.
     mean, std = return_stats(state)
