@@ -115,6 +115,7 @@ def umbrella(args, out_dir):
   arms["attention_pred"] = ("attention_pred", probe(attention_redistribution(
       target="prediction", **attn_kw)), 0.99, 0.95, False)
 
+  arms = {k: v for k, v in arms.items() if v[0] in args.groups}
   obs0 = jnp.array([[n, h, 1.0] for n in (0.0, 1.0) for h in (0.0, 1.0)])
   need = obs0[:, 0].astype(jnp.int32)
   results = {}
@@ -139,7 +140,7 @@ def umbrella(args, out_dir):
           f"{wall:.0f} s", flush=True)
 
   raw = {k: v for k, v in results.items() if v["group"] == "raw"}
-  best_raw = max(raw, key=lambda k: np.mean(raw[k]["final_correct"]))
+  best_raw = max(raw, key=lambda k: np.mean(raw[k]["final_correct"])) if raw else None
   print(f"\n### Delayed UmbrellaChain (chain length {length}), PPO, {args.seeds} seeds, "
         f"{args.umbrella_steps:,} env steps per seed\n")
   print("| arm | γ | λ | reward norm | correct first choice, last 10% of updates "
@@ -231,6 +232,9 @@ def main():
   p.add_argument("--cartpole-max-len", type=int, default=500)
   p.add_argument("--seeds", type=int, default=4)
   p.add_argument("--tasks", nargs="+", default=["umbrella", "cartpole"])
+  p.add_argument("--groups", nargs="+",
+                 default=["raw", "uniform", "attention", "attention_pred"],
+                 help="UmbrellaChain arms to run (raw = the whole sweep)")
   p.add_argument("--quick", action="store_true",
                  help="raw sweep reduced to two settings (for smoke tests)")
   p.add_argument("--out", default="runs/credit_assignment")
