@@ -3,7 +3,7 @@
 The model reads an episode's sequence of ``(obs_t, a_t)`` pairs and predicts the
 episode's return from its LAST position, through one layer of multi-head
 attention (the "last token" of Chan et al. 2024's reward model; the return
-decomposition model of ARES, Holmes & Chi 2025, and RUDDER, Arjona-Medina et al.
+decomposition model of ARES and of RUDDER, Arjona-Medina et al.
 2019, plays the same role for control):
 
     e_t   = tanh(W_in [obs_t, onehot(a_t)]) + P[step_t]          (step_t: index in the episode)
