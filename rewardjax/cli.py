@@ -64,6 +64,8 @@ class TrainArgs:
   """Environment id (any gymnax id or one registered with rewardjax.envs)."""
   env_kwargs: tuple[str, ...] = ()
   """Environment keyword arguments as name=value, e.g. size=20 max_steps_in_episode=200."""
+  delay_rewards: bool = False
+  """Withhold rewards and pay each episode's sum at its last step (rewardjax.envs.DelayedReward)."""
   rewards: str = "extrinsic"
   """Reward spec, e.g. extrinsic+rnd or extrinsic+potential:mountaincar@scale=10."""
   seeds: int = 4
@@ -229,6 +231,8 @@ def run(args, console: Console | None = None) -> int:
     _, make_train = AGENTS[args.agent]
     env_kwargs = parse_env_kwargs(args.env_kwargs)
     env, env_params = envs.make(args.env, **env_kwargs)
+    if args.delay_rewards:
+      env = envs.DelayedReward(env)
     rewards = spec.parse_rewards(args.rewards, env_id=args.env, env=env,
                                  env_params=env_params, gamma=config.gamma)
   except (ValueError, TypeError) as e:

@@ -297,6 +297,25 @@ def _build_progress_counts(ctx, arg, options, gamma):
   return factory(fn, **options)
 
 
+def _attention_options():
+  factory = _import("attention", "rewardjax.rewards.attention", "attention_redistribution")
+  return _factory_options(factory, skip=("num_actions",))
+
+
+def _build_attention(ctx, arg, options, gamma):
+  del arg, gamma
+  factory = _import("attention", "rewardjax.rewards.attention", "attention_redistribution")
+  options = dict(options)
+  space = ctx.env.action_space(ctx.env_params)
+  if hasattr(space, "n"):
+    options["num_actions"] = int(space.n)
+  # Default window: the environment's episode limit, so whole episodes are seen.
+  limit = getattr(ctx.env_params, "max_steps_in_episode", None)
+  if "max_len" not in options and isinstance(limit, int):
+    options["max_len"] = limit
+  return factory(**options)
+
+
 _rnd_build, _rnd_options = _module_kind("rewardjax.rewards.rnd", "rnd", "rnd")
 _counts_build, _counts_options = _module_kind("rewardjax.rewards.counts", "count_bonus", "counts")
 
@@ -316,6 +335,10 @@ KINDS: dict[str, Kind] = {
         episodic=False, normalize=True,
         help="counts over binned progress (non-episodic, normalised by its return std); "
              "progress_counts[:<name>|<file.py>]"),
+    "attention": Kind(
+        _build_attention, _attention_options,
+        help="the return redistributed over each finished episode's steps by a learned "
+             "attention model (use instead of extrinsic, e.g. with --delay-rewards)"),
 }
 
 

@@ -36,3 +36,5 @@ from rewardjax.rewards.progress_counts import progress_key
 from rewardjax.rewards.rnd import RNDState
 from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.rnd import rnd_init_obs_stats
+from rewardjax.rewards.attention import AttentionRedistributionState
+from rewardjax.rewards.attention import attention_redistribution

@@ -1,0 +1,338 @@
+"""Attention-based return redistribution as a reward module (Chan et al. 2024; ARES).
+
+A small causal-attention return model (``rewardjax.return_model.ReturnModel``)
+is trained online to predict each finished episode's return ``R`` from its
+``(obs_t, a_t)`` sequence. The last step's attention row ``ᾱ`` (mean over
+heads) then spreads ``R`` over the episode's steps with ``redistribute``:
+
+    r_t = β · R · w_t + (1 − β) · R · 1[t = last],   w = ᾱ renormalised over the episode,
+
+so ``Σ_t r_t = R`` exactly (up to float rounding) for every finished episode:
+the extrinsic return is preserved, only its timing changes. With
+``target="prediction"`` the model's prediction ``R̂`` is redistributed instead
+and the residual ``R − R̂`` is paid at the last step (RUDDER's correction,
+Arjona-Medina et al. 2019): the sum is still exactly ``R``, and return noise the
+model cannot predict (e.g. random rewards) stays at the end of the episode
+instead of landing on the attended steps.
+
+How episodes are gathered inside a jitted training loop
+--------------------------------------------------------
+Batches are time-major ``[T, N]`` rollouts of ``N`` environments (consecutive
+steps; ``terminated | truncated`` ends an episode), as PPO collects them. The
+state keeps, per environment, the in-progress episode's last ``max_len`` steps
+(right-aligned, padded, with a mask), its reward sum and its length. For a
+batch, ``reward`` packs each environment's ``[max_len]`` prefix and its ``T``
+new steps into one sequence of ``S = max_len + T`` positions, runs the return
+model on all of it under a block-causal mask (a position attends only to
+earlier steps of its own episode), and for each episode that FINISHES in the
+batch redistributes its return (prefix rewards included) over its steps.
+
+* Steps of an episode still running at the end of the batch get 0 now.
+* If a finishing episode began in an earlier batch, the credit of its steps
+  from earlier batches (already consumed by the agent with reward 0) is paid at
+  the episode's first step in this batch ("delayed pay"). The episode's sum is
+  still exactly ``R``, but that part of the credit lands on the wrong step.
+
+So the credit reaches the steps it was meant for exactly when episodes do not
+cross rollout boundaries. Environments with a fixed episode length ``H`` (e.g.
+UmbrellaChain) get this by choosing the rollout length ``T`` a multiple of
+``H``: all environments start together at training start and stay aligned.
+With variable-length episodes (CartPole), roughly ``E[len]/T`` of episodes
+cross a boundary and get part of their credit late; raise ``T`` to reduce it.
+
+``update`` moves the batch into the per-environment prefixes, copies up to
+``episodes_per_update`` finished episodes (their last ``max_len`` steps,
+right-aligned) into a ring buffer of ``buffer_size`` episodes, and takes
+``train_steps`` Adam steps on the squared error of the standardised return
+prediction over random minibatches of the buffer.
+
+Limits: episodes longer than ``max_len`` are seen through their last
+``max_len`` steps before the current batch (earlier steps get no credit; the
+return is still preserved). The reward cost is ``O(N·S²·width)`` per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rewardjax.return_model import ReturnModel
+from rewardjax.rewards.redistribution import redistribute
+from rewardjax.types import Array, RewardModule, Transition
+
+
+class Episodes(NamedTuple):
+  """``[..., L]`` right-aligned episode windows (padding on the left)."""
+  obs: Array
+  action: Array
+  step: Array      # int32 episode-step index of each position
+  valid: Array     # bool
+
+
+class AttentionRedistributionState(NamedTuple):
+  params: Any
+  opt_state: Any
+  prefix: Episodes           # [N, L]: each environment's in-progress episode
+  prefix_return: Array       # [N] its reward sum so far
+  prefix_length: Array       # [N] its number of steps so far
+  buffer: Episodes           # [K, L]: finished episodes, last step at L − 1
+  buffer_return: Array       # [K]
+  buffer_next: Array         # ring write position
+  buffer_count: Array        # filled entries (≤ K)
+
+
+class _Packed(NamedTuple):
+  """One environment's prefix and batch packed into ``S = L + T`` positions."""
+  episodes: Episodes         # [S]
+  ids: Array                 # [S] episode id: 0 = the prefix's episode
+  done: Array                # [S] last step of an episode
+  ret: Array                 # [S] return of the position's episode (so far)
+  mask: Array                # [S, S] block-causal attention mask
+
+
+def _pack(prefix: Episodes, prefix_return, prefix_length, obs, action, reward, done) -> _Packed:
+  """Packs one environment's ``[L]`` prefix and ``[T]`` batch steps (unbatched)."""
+  length, t = prefix.valid.shape[0], done.shape[0]
+  j = jnp.arange(t)
+  done_prev = jnp.concatenate([jnp.zeros((1,), bool), done[:-1]])
+  seg = jnp.cumsum(done_prev)                                 # 0 continues the prefix
+  start = jax.lax.cummax(jnp.where(done_prev, j, 0))
+  step = jnp.where(seg == 0, prefix_length + j, j - start).astype(jnp.int32)
+  ret_by_seg = jax.ops.segment_sum(reward.astype(jnp.float32), seg, num_segments=t)
+  ret_by_seg = ret_by_seg.at[0].add(prefix_return)
+  episodes = Episodes(
+      obs=jnp.concatenate([prefix.obs, obs.astype(prefix.obs.dtype)]),
+      action=jnp.concatenate([prefix.action, action.astype(prefix.action.dtype)]),
+      step=jnp.concatenate([prefix.step, step]),
+      valid=jnp.concatenate([prefix.valid, jnp.ones((t,), bool)]))
+  ids = jnp.concatenate([jnp.zeros((length,), seg.dtype), seg])
+  s = length + t
+  pos = jnp.arange(s)
+  mask = ((ids[:, None] == ids[None, :]) & (pos[None, :] <= pos[:, None])
+          & episodes.valid[None, :] & episodes.valid[:, None])
+  return _Packed(episodes, ids, jnp.concatenate([jnp.zeros((length,), bool), done]),
+                 ret_by_seg[ids], mask)
+
+
+def attention_redistribution(
+    max_len: int = 200,
+    beta: float = 1.0,
+    target: str = "return",
+    num_actions: int | None = None,
+    width: int = 32,
+    num_heads: int = 1,
+    buffer_size: int = 256,
+    episodes_per_update: int = 32,
+    batch_size: int = 32,
+    train_steps: int = 2,
+    learning_rate: float = 1e-3,
+    uniform: bool = False,
+) -> RewardModule:
+  """Redistributes each finished episode's return over its steps by learned attention.
+
+  See the module docstring for the maths and for how episodes are gathered
+  from ``[T, N]`` rollouts (and the limits of that). Use it in place of the
+  extrinsic reward, on an environment whose reward may be delayed
+  (``rewardjax.envs.DelayedReward``)::
+
+      env, params = rjx.envs.make("UmbrellaChain-bsuite", chain_length=40)
+      env = rjx.envs.DelayedReward(env)
+      module = rjx.rewards.attention_redistribution(max_len=40, num_actions=2)
+      train = ppo.make_train(PPOConfig(num_steps=120), env, params, module)
+
+  Args:
+    max_len: longest episode (window) the model sees; set it to the
+      environment's episode limit where that is affordable.
+    beta: weight of the attention credit; ``1 − β`` of the return stays at the
+      last step. In ``[0, 1]``.
+    target: ``"return"`` redistributes the episode's return ``R`` (Chan et al.);
+      ``"prediction"`` redistributes the model's ``R̂`` and pays ``R − R̂`` at the
+      last step (RUDDER-style correction).
+    num_actions: number of discrete actions (required for integer actions).
+    width, num_heads: return-model size.
+    buffer_size: finished episodes kept for training (a ring).
+    episodes_per_update: at most this many finished episodes of a batch enter
+      the buffer (a random subset if more finished).
+    batch_size, train_steps, learning_rate: Adam steps per ``update``.
+    uniform: ignore the model and spread each return uniformly, ``R/T`` per
+      step (``β = 1``), with the same episode bookkeeping: the uniform baseline.
+      No model is trained.
+  """
+  for name, value in (("max_len", max_len), ("width", width), ("num_heads", num_heads),
+                      ("buffer_size", buffer_size), ("episodes_per_update", episodes_per_update),
+                      ("batch_size", batch_size), ("train_steps", train_steps)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ValueError(f"attention_redistribution: {name} must be a positive integer, "
+                       f"got {value!r}")
+  if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta <= 1.0:
+    raise ValueError(f"attention_redistribution: beta must be in [0, 1], got {beta!r}")
+  if target not in ("return", "prediction"):
+    raise ValueError(f"attention_redistribution: target must be 'return' or 'prediction', "
+                     f"got {target!r}")
+  if width % num_heads:
+    raise ValueError(f"attention_redistribution: width ({width}) must be divisible by "
+                     f"num_heads ({num_heads})")
+  if episodes_per_update > buffer_size:
+    raise ValueError(f"attention_redistribution: episodes_per_update ({episodes_per_update}) "
+                     f"must not exceed buffer_size ({buffer_size})")
+  if not learning_rate > 0:
+    raise ValueError(f"attention_redistribution: learning_rate must be > 0, got {learning_rate}")
+
+  model = ReturnModel(max_len=max_len, num_actions=num_actions, width=width,
+                      num_heads=num_heads)
+  tx = optax.adam(learning_rate)
+
+  def check_batch(batch: Transition):
+    if jnp.ndim(batch.reward) != 2:
+      raise ValueError(
+          "attention_redistribution needs time-major [T, N] rollouts of consecutive "
+          f"steps; got a batch with reward shape {jnp.shape(batch.reward)}")
+    integer = jnp.issubdtype(jnp.asarray(batch.action).dtype, jnp.integer)
+    if integer and num_actions is None:
+      raise ValueError("attention_redistribution: integer actions need num_actions= "
+                       "(the size of the discrete action space)")
+
+  def return_stats(state):
+    """Mean and std of the returns in the buffer: the model predicts standardised returns."""
+    filled = jnp.arange(state.buffer_return.shape[0]) < state.buffer_count
+    n = jnp.maximum(state.buffer_count, 1).astype(jnp.float32)
+    mean = jnp.sum(jnp.where(filled, state.buffer_return, 0.0)) / n
+    var = jnp.sum(jnp.where(filled, (state.buffer_return - mean)**2, 0.0)) / n
+    return mean, jnp.maximum(jnp.sqrt(var), 1e-3)
+
+  def pack_all(state, batch):
+    done = jnp.logical_or(batch.terminated, batch.truncated)
+    swap = lambda x: jnp.swapaxes(x, 0, 1)          # [T, N, ...] -> [N, T, ...]
+    return jax.vmap(_pack)(state.prefix, state.prefix_return, state.prefix_length,
+                           swap(batch.obs), swap(batch.action), swap(batch.reward), swap(done))
+
+  def init_fn(key, example: Transition):
+    check_batch(example)
+    n = example.reward.shape[1]
+    obs = jnp.zeros((n, max_len) + example.obs.shape[2:], jnp.float32)
+    action = jnp.zeros((n, max_len) + example.action.shape[2:], example.action.dtype)
+    prefix = Episodes(obs, action, jnp.zeros((n, max_len), jnp.int32),
+                      jnp.zeros((n, max_len), bool))
+    params = model.init(key, obs[:1], action[:1], prefix.step[:1], prefix.valid[:1])
+    buffer = jax.tree.map(
+        lambda x: jnp.zeros((buffer_size,) + x.shape[1:], x.dtype), prefix)
+    return AttentionRedistributionState(
+        params=params, opt_state=tx.init(params), prefix=prefix,
+        prefix_return=jnp.zeros((n,), jnp.float32),
+        prefix_length=jnp.zeros((n,), jnp.int32), buffer=buffer,
+        buffer_return=jnp.zeros((buffer_size,), jnp.float32),
+        buffer_next=jnp.zeros((), jnp.int32), buffer_count=jnp.zeros((), jnp.int32))
+
+  def reward_fn(state, batch: Transition):
+    check_batch(batch)
+    packed = pack_all(state, batch)                              # leaves [N, S, ...]
+    ep = packed.episodes
+    if not uniform:
+      pred, attn = model.apply(state.params, ep.obs, ep.action, ep.step, packed.mask,
+                               method=ReturnModel.all_queries)   # [N, S], [N, S, S]
+    ret = jnp.where(packed.done, packed.ret, 0.0)                # R at episode ends
+    if uniform:
+      r = redistribute(packed.mask.astype(jnp.float32), ret, packed.mask, 1.0).sum(axis=-2)
+    elif target == "return":
+      r = redistribute(attn, ret, packed.mask, beta).sum(axis=-2)
+    else:
+      mean, std = return_stats(state)
+      r_hat = jnp.where(packed.done, pred * std + mean, 0.0)
+      r = redistribute(attn, r_hat, packed.mask, beta).sum(axis=-2) + (ret - r_hat)
+    # Credit for steps of earlier batches is paid at the batch's first step.
+    r_batch = r[:, max_len:].at[:, 0].add(r[:, :max_len].sum(axis=-1))
+    return jnp.swapaxes(r_batch, 0, 1).astype(jnp.float32)
+
+  def update_fn(state, batch: Transition, key):
+    check_batch(batch)
+    k_pick, k_train = jax.random.split(key)
+    packed = pack_all(state, batch)
+    ep = packed.episodes
+    n, s = packed.done.shape
+    t = s - max_len
+
+    # The episode still open after the batch becomes the new prefix.
+    last_done = packed.done[:, -1]
+    open_id = packed.ids[:, -1] + last_done
+    tail = lambda x: x[:, -max_len:]
+    prefix = Episodes(tail(ep.obs), tail(ep.action), tail(ep.step),
+                      tail(ep.valid & (packed.ids == open_id[:, None])))
+    prefix_return = jnp.where(last_done, 0.0, packed.ret[:, -1])
+    prefix_length = jnp.where(last_done, 0, ep.step[:, -1] + 1)
+
+    # Copy up to episodes_per_update finished episodes into the ring buffer.
+    done_flat = packed.done[:, max_len:].reshape(-1)                     # [N·T]
+    score = done_flat + 0.5 * jax.random.uniform(k_pick, done_flat.shape)
+    e = min(episodes_per_update, n * t)
+    _, pick = jax.lax.top_k(score, e)                                    # done ones first
+    env_i, t_i = pick // t, pick % t
+    window = t_i[:, None] + 1 + jnp.arange(max_len)[None, :]             # ends at L + t_i
+    take = lambda x: x[env_i[:, None], window]
+    end_id = packed.ids[env_i, max_len + t_i]
+    new = Episodes(take(ep.obs), take(ep.action), take(ep.step),
+                   take(ep.valid) & (take(packed.ids) == end_id[:, None]))
+    new_return = packed.ret[env_i, max_len + t_i]
+    num_new = jnp.minimum(jnp.sum(done_flat), e).astype(jnp.int32)
+    i = jnp.arange(e)
+    slot = jnp.where(i < num_new, (state.buffer_next + i) % buffer_size, buffer_size)
+    buffer = jax.tree.map(lambda b, x: b.at[slot].set(x, mode="drop"), state.buffer, new)
+    buffer_return = state.buffer_return.at[slot].set(new_return, mode="drop")
+    state = state._replace(
+        prefix=prefix, prefix_return=prefix_return, prefix_length=prefix_length,
+        buffer=buffer, buffer_return=buffer_return,
+        buffer_next=(state.buffer_next + num_new) % buffer_size,
+        buffer_count=jnp.minimum(state.buffer_count + num_new, buffer_size))
+
+    if uniform:
+      return state, {"episodes_finished": jnp.sum(done_flat)}
+
+    # Train the return model on random minibatches of the buffer.
+    mean, std = return_stats(state)
+    has_data = (state.buffer_count > 0).astype(jnp.float32)
+
+    def loss_fn(params, idx):
+      b = jax.tree.map(lambda x: x[idx], state.buffer)
+      pred, _ = model.apply(params, b.obs, b.action, b.step, b.valid)
+      err = pred - (state.buffer_return[idx] - mean) / std
+      return has_data * jnp.mean(err**2)
+
+    def train_step(carry, key):
+      params, opt_state = carry
+      idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.buffer_count, 1))
+      loss, grads = jax.value_and_grad(loss_fn)(params, idx)
+      updates, opt_state = tx.update(grads, opt_state, params)
+      return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(
+        train_step, (state.params, state.opt_state), jax.random.split(k_train, train_steps))
+    state = state._replace(params=params, opt_state=opt_state)
+    return state, {"model_loss": losses.mean(), "episodes_finished": jnp.sum(done_flat),
+                   "buffer_count": state.buffer_count}
+
+  return RewardModule(init_fn, reward_fn, update_fn)
+
+
+def predict_returns(module_state: AttentionRedistributionState, episodes: Episodes,
+                    max_len: int, num_actions: int | None, width: int = 32,
+                    num_heads: int = 1) -> tuple[Array, Array]:
+  """Return predictions (in return units) and attention rows of right-aligned windows.
+
+  A helper for inspecting a trained module: ``episodes`` are ``[B, L]`` windows
+  as in the module's buffer; the model settings must match the module's.
+  """
+  model = ReturnModel(max_len=max_len, num_actions=num_actions, width=width,
+                      num_heads=num_heads)
+  filled = jnp.arange(module_state.buffer_return.shape[0]) < module_state.buffer_count
+  n = jnp.maximum(module_state.buffer_count, 1).astype(jnp.float32)
+  mean = jnp.sum(jnp.where(filled, module_state.buffer_return, 0.0)) / n
+  var = jnp.sum(jnp.where(filled, (module_state.buffer_return - mean)**2, 0.0)) / n
+  pred, attn = model.apply(module_state.params, episodes.obs, episodes.action,
+                           episodes.step, episodes.valid)
+  return pred * jnp.maximum(jnp.sqrt(var), 1e-3) + mean, attn
+
+
+__all__ = ["attention_redistribution", "AttentionRedistributionState", "Episodes",
+           "predict_returns"]
