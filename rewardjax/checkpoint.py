@@ -41,7 +41,9 @@ class Checkpointer:
     self.directory = Path(directory).absolute()
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        # Synchronous: a chunk's checkpoint is on disk before the next chunk runs.
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                             enable_async_checkpointing=False),
         item_handlers={"state": ocp.StandardCheckpointHandler(),
                        "history": ocp.StandardCheckpointHandler(),
                        "meta": ocp.JsonCheckpointHandler()})
