@@ -381,13 +381,15 @@ def run(args, console: Console | None = None) -> int:
 
   if not chunked:
     t_compile = time.perf_counter()
-    train_all = _over_grid(train, (0, None), (None, 0), sweep)
-    compiled = jax.jit(train_all).lower(keys, hparams).compile()
+    # Without a sweep, train(key) alone: agents need not take hparams.
+    args_in = (keys, hparams) if sweep else (keys,)
+    train_all = (_over_grid(train, (0, None), (None, 0), sweep) if sweep else jax.vmap(train))
+    compiled = jax.jit(train_all).lower(*args_in).compile()
     compile_s = time.perf_counter() - t_compile
     t_train = time.perf_counter()
     with progress:
       progress.start_task(task)
-      output = jax.block_until_ready(compiled(keys, hparams))
+      output = jax.block_until_ready(compiled(*args_in))
     train_s = time.perf_counter() - t_train
     metrics = jax.device_get(output.metrics)
     writer.write(flatten(metrics))
