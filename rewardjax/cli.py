@@ -345,6 +345,12 @@ def run(args, console: Console | None = None) -> int:
   task = progress.add_task("", total=config.num_updates, start=False)
   # make_train runs the reward channels on a random rollout: bad potentials
   # (NaN, wrong shape) fail here, before the long compile.
+  # Bad sweeps fail before make_train's reward check and any compile, where the
+  # agent's module lists its sweepable hyperparameters (SWEEPABLE).
+  early = getattr(sys.modules.get(make_train.__module__), "SWEEPABLE", None)
+  if args.sweep and early is not None:
+    parse_sweep(args.sweep, args.agent, config,
+                tuple(early) + tuple(f"{n}.coef" for n in rewards.names))
   tracker = None
   if args.progress and "callback" in params:
     tracker = kwargs["callback"] = ProgressTracker(progress, task, len(seeds))
