@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rewardjax import sharding
 from rewardjax.envs.wrappers import EpisodeStatistics
 from rewardjax.rewards.channels import Channels
 from rewardjax.types import Transition
@@ -116,21 +117,26 @@ def episode_metrics(info: dict) -> dict:
   ``episode_return_max`` is the best of them ("did any episode reach the
   goal?"), ``num_episodes`` how many ended in this rollout.
   """
+  # Under sharded training every sum and max runs over all devices' environments.
   done = info["episode_done"]
-  n = jnp.sum(done)
+  n = sharding.psum(jnp.sum(done))
   ret, length = info["episode_return"], info["episode_length"].astype(jnp.float32)
   seen = info["episode_count"][-1] > 0                     # [N] finished one ever
-  n_seen = jnp.sum(seen)
+  n_seen = sharding.psum(jnp.sum(seen))
 
   def summarise(x):
-    this = jnp.sum(jnp.where(done, x, 0.0)) / jnp.maximum(n, 1)
-    carried = jnp.sum(jnp.where(seen, x[-1], 0.0)) / jnp.maximum(n_seen, 1)
+    this = sharding.psum(jnp.sum(jnp.where(done, x, 0.0))) / jnp.maximum(n, 1)
+    carried = sharding.psum(jnp.sum(jnp.where(seen, x[-1], 0.0))) / jnp.maximum(n_seen, 1)
     return jnp.where(n > 0, this, jnp.where(n_seen > 0, carried, jnp.nan))
 
-  best = jnp.where(n > 0, jnp.max(jnp.where(done, ret, -jnp.inf)),
-                   jnp.where(n_seen > 0, jnp.max(jnp.where(seen, ret[-1], -jnp.inf)), jnp.nan))
+  best = jnp.where(n > 0, sharding.pmax(jnp.max(jnp.where(done, ret, -jnp.inf))),
+                   jnp.where(n_seen > 0, sharding.pmax(jnp.max(jnp.where(seen, ret[-1], -jnp.inf))),
+                             jnp.nan))
   return {"episode_return": summarise(ret), "episode_length": summarise(length),
           "episode_return_max": best, "num_episodes": n}
+
+
+episode_metrics_keys = ("episode_return", "episode_length", "episode_return_max", "num_episodes")
 
 
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
@@ -156,4 +162,120 @@ def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) ->
   """Calls ``callback(metrics)`` on the host (once per vmapped seed) if given."""
   if callback is None:
     return
-  jax.debug.callback(lambda m: callback(jax.tree.map(np.asarray, m)), metrics)
+  call = lambda: jax.debug.callback(lambda m: callback(jax.tree.map(np.asarray, m)), metrics)
+  axis = sharding.current_axis()
+  if axis is None:
+    call()
+  else:                    # sharded: metrics are replicated; report once, from device 0
+    jax.lax.cond(jax.lax.axis_index(axis) == 0, call, lambda: None)
+
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def standardize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """``(x − mean) / (std + eps)`` over all of ``x`` — across devices when sharded."""
+  if sharding.current_axis() is None:
+    return (x - x.mean()) / (x.std() + eps)
+  mean = sharding.pmean(x.mean())
+  var = sharding.pmean(jnp.mean(jnp.square(x - mean)))
+  return (x - mean) / (jnp.sqrt(var) + eps)
+
+
+def reduce_metrics(metrics: dict, skip=()) -> dict:
+  """Averages per-device metrics over the data axis (a no-op on one device).
+
+  ``skip`` names metrics already reduced (``episode_metrics``). ``nonfinite``
+  is true if it is on any device.
+  """
+  if sharding.current_axis() is None:
+    return metrics
+  out = {}
+  for k, v in metrics.items():
+    if k in skip:
+      out[k] = v
+    elif jnp.asarray(v).dtype == jnp.bool_:
+      out[k] = sharding.pmax(jnp.asarray(v, jnp.int32)) > 0
+    else:
+      out[k] = sharding.pmean(v)
+  return out
+
+
+def resolve_hparams(defaults: Mapping[str, Any], hparams: Mapping[str, Any] | None) -> dict:
+  """``defaults`` with ``hparams`` overrides (which may be traced arrays).
+
+  Raises a ``ValueError`` naming unknown hyperparameters and the sweepable ones.
+  """
+  hp = dict(defaults)
+  if hparams:
+    unknown = sorted(set(hparams) - set(defaults))
+    if unknown:
+      raise ValueError(
+          f"unknown hyperparameter(s) {unknown} for a traced sweep; sweepable: "
+          f"{', '.join(sorted(defaults))}")
+    for k, v in hparams.items():
+      v = jnp.asarray(v, jnp.float32)
+      if v.ndim:
+        raise ValueError(
+            f"hyperparameter {k!r} must be a scalar inside train (vmap over settings), "
+            f"got shape {v.shape}")
+      hp[k] = v
+  return hp
+
+
+class Trainer:
+  """``train(key, hparams=None) -> output``, plus the pieces to run it in chunks.
+
+  Built by an agent's ``make_train`` from two per-device functions:
+  ``init(key, hparams) -> RunnerState`` and
+  ``update(runner, i, hparams) -> (runner, metrics)`` (update ``i``, 0-based).
+
+  * ``train(key)`` is one ``lax.scan`` over all updates (PureJaxRL's loop);
+  * ``train.init(key)`` and ``train.run(runner, start, num_updates)`` split it
+    so a caller can checkpoint between chunks; both are pure, jit- and
+    vmap-able, and ``run`` takes ``start`` as an array so every chunk of
+    the same length reuses one compilation;
+  * ``hparams`` (a dict of scalars, possibly traced) overrides the agent's
+    sweepable hyperparameters, so ``vmap`` over settings trains a grid in one
+    compiled call;
+  * with a ``mesh`` the functions run under ``shard_map`` (``rewardjax.sharding``):
+    runner states then carry a leading ``[num_devices]`` axis and metrics are
+    reduced across devices.
+  """
+
+  def __init__(self, init: Callable, update: Callable, num_updates: int,
+               make_output: Callable, mesh=None, sweepable: tuple[str, ...] = ()):
+    self._init, self._update = init, update
+    self.num_updates = int(num_updates)
+    self.make_output = make_output
+    self.mesh = mesh
+    self.sweepable = tuple(sweepable)
+
+  def _scan(self, runner, start, num, hparams):
+    steps = jnp.arange(num) if isinstance(start, int) and start == 0 else start + jnp.arange(num)
+    return jax.lax.scan(lambda r, i: self._update(r, i, hparams), runner, steps)
+
+  def _train_local(self, key, hparams):
+    return self._scan(self._init(key, hparams), 0, self.num_updates, hparams)
+
+  def __call__(self, key: jax.Array, hparams: Mapping[str, Any] | None = None):
+    if self.mesh is None:
+      runner, metrics = self._train_local(key, hparams)
+    else:
+      runner, metrics = sharding.shard(self._train_local, self.mesh, (False, False))(key, hparams)
+    return self.make_output(runner, metrics)
+
+  def init(self, key: jax.Array, hparams: Mapping[str, Any] | None = None):
+    if self.mesh is None:
+      return self._init(key, hparams)
+    fn = lambda k, h: (self._init(k, h), ())
+    return sharding.shard(fn, self.mesh, (False, False))(key, hparams)[0]
+
+  def run(self, runner, start, num_updates: int, hparams: Mapping[str, Any] | None = None):
+    """Updates ``start … start + num_updates − 1``: ``(runner, metrics [num_updates])``."""
+    start = jnp.asarray(start, jnp.int32)
+    fn = lambda r, s, h: self._scan(r, s, int(num_updates), h)
+    if self.mesh is None:
+      return fn(runner, start, hparams)
+    return sharding.shard(fn, self.mesh, (True, False, False))(runner, start, hparams)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import stats
+from rewardjax import sharding, stats
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
@@ -123,10 +123,15 @@ class Rollout(NamedTuple):
   info: dict
 
 
+# Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
+# ``<channel>.coef``; ``gamma`` is the discount of channels that do not set their own.
+SWEEPABLE = ("lr", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "gae_lambda", "gamma")
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True) -> Callable[[jax.Array], TrainOutput]:
-  """Builds ``train(key) -> TrainOutput`` for a discrete-action environment.
+               check_rewards: bool = True, mesh=None) -> common.Trainer:
+  """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
 
   Args:
     config: a ``PPOConfig``.
@@ -138,6 +143,13 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       ``vmap`` it is called once per seed. This is the only host round trip.
     check_rewards: run the reward channels once on a small random rollout before
       compiling, so bad potentials or modules fail fast with a named error.
+    mesh: optional ``jax.sharding.Mesh`` with one axis (``rewardjax.sharding.make_mesh``):
+      environments are split over its devices, gradients and reward statistics
+      reduced across them (``num_envs`` must be divisible by its size).
+
+  ``train`` is a ``common.Trainer``: ``train(key, hparams)`` takes optional
+  overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars, traceable: vmap
+  over them for sweeps); ``train.init`` / ``train.run`` run it in chunks.
   """
   if not isinstance(config, PPOConfig):
     raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
@@ -146,6 +158,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     raise ValueError(
         f"PPO here needs a discrete action space; {type(space).__name__} given "
         "(continuous actions are not supported yet)")
+  unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   env = common.with_episode_statistics(env)
   if check_rewards:
@@ -156,30 +169,41 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       num_actions=int(space.n), num_channels=channels.num_channels,
       hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
       obs_ndim=len(obs_shape))
-  coefs = jnp.asarray(channels.coefs, jnp.float32)
   num_updates = config.num_updates
-  minibatch_size = config.batch_size // config.num_minibatches
+  # Per device (all of them without a mesh): environments and batch.
+  num_devices = sharding.mesh_size(mesh)
+  num_envs = config.num_envs // num_devices
+  batch_size = num_envs * config.num_steps
+  if num_envs * num_devices != config.num_envs or batch_size % config.num_minibatches:
+    raise ValueError(
+        f"num_envs ({config.num_envs}) must split evenly over {num_devices} devices, and each "
+        f"device's batch (num_envs / devices * num_steps) be divisible by num_minibatches "
+        f"({config.num_minibatches})")
+  minibatch_size = batch_size // config.num_minibatches
+  defaults = {k: getattr(config, k) for k in SWEEPABLE}
+  defaults.update({f"{n}.coef": c for n, c in zip(channels.names, channels.coefs)})
 
-  def lr_schedule(count):
-    frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
-    return config.lr * frac
+  def make_tx(hp):
+    def lr_schedule(count):
+      frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
+      return hp["lr"] * frac
 
-  tx = optax.chain(
-      optax.clip_by_global_norm(config.max_grad_norm),
-      optax.adam(lr_schedule if config.anneal_lr else config.lr, eps=1e-5))
+    return optax.chain(
+        optax.clip_by_global_norm(hp["max_grad_norm"]),
+        optax.adam(lr_schedule if config.anneal_lr else hp["lr"], eps=1e-5))
 
   def prep(obs, moments):
     if not config.normalize_observations:
       return obs
     return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
 
-  def loss_fn(params, batch: MinibatchData, advantages, targets):
+  def loss_fn(params, batch: MinibatchData, advantages, targets, hp):
     logits, value = network.apply(params, batch.obs)
     log_prob = common.categorical_log_prob(logits, batch.action)
 
     # Value loss: one clipped loss per channel head, summed over channels.
     if config.clip_value_loss:
-      v_clipped = batch.value + jnp.clip(value - batch.value, -config.clip_eps, config.clip_eps)
+      v_clipped = batch.value + jnp.clip(value - batch.value, -hp["clip_eps"], hp["clip_eps"])
       v_loss = 0.5 * jnp.maximum((value - targets)**2, (v_clipped - targets)**2)
     else:
       v_loss = 0.5 * (value - targets)**2
@@ -188,12 +212,12 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     # Policy loss on the coefficient-weighted sum of channel advantages.
     adv = advantages
     if config.normalize_advantages:
-      adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+      adv = common.standardize(adv)       # over all devices' minibatches when sharded
     ratio = jnp.exp(log_prob - batch.log_prob)
     pg = -jnp.minimum(ratio * adv,
-                      jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv).mean()
+                      jnp.clip(ratio, 1 - hp["clip_eps"], 1 + hp["clip_eps"]) * adv).mean()
     entropy = common.categorical_entropy(logits).mean()
-    total = pg + config.vf_coef * v_loss - config.ent_coef * entropy
+    total = pg + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy
     # (approx. KL and clip fraction are left out: per minibatch they cost ~5 % of
     # CartPole throughput on CPU.)
     return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
@@ -234,7 +258,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     v_next_true = jnp.concatenate([traj.value_prev_final[1:], v_last_final[None]], axis=0)
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_next_seq, v_next_true
 
-  def update(runner: RunnerState, _):
+  def update(runner: RunnerState, hp):
     runner, traj, v_next_seq, v_next_true = collect(runner)
     tr = traj.transition
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
@@ -243,32 +267,36 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     r = channels.reward(runner.reward_state, tr)                       # [T, N, C]
     reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
 
+    gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
     adv_c, targets = multichannel_gae(
         r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-        channels.gammas, channels.episodic, config.gae_lambda)
+        gammas, channels.episodic, hp["gae_lambda"])
+    coefs = jnp.asarray([hp[f"{n}.coef"] for n in channels.names], jnp.float32)
     advantages = jnp.sum(adv_c * coefs, axis=-1)                       # [T, N]
 
     # Only what the loss reads is shuffled into minibatches.
     # Observations as the policy saw them (normalised with this rollout's moments).
     train_data = (MinibatchData(prep(tr.obs, runner.obs_moments), tr.action, traj.log_prob,
                                 traj.value), advantages, targets)
-    flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), train_data)
+    flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), train_data)
 
     def epoch(carry, key):
-      perm = jax.random.permutation(key, config.batch_size)
+      perm = jax.random.permutation(key, batch_size)
       shuffled = jax.tree.map(
           lambda x: jnp.take(x, perm, axis=0).reshape(
               (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
 
       def minibatch(carry, mb):
         theta, opt_state = carry
-        grads, m = jax.grad(lambda th, *b: loss_fn(unravel(th), *b), has_aux=True)(theta, *mb)
+        grads, m = jax.grad(lambda th, *b: loss_fn(unravel(th), *b, hp), has_aux=True)(theta, *mb)
+        grads = sharding.pmean(grads)        # data-parallel: the global minibatch's gradient
         updates, opt_state = tx.update(grads, opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), m
 
       return jax.lax.scan(minibatch, carry, shuffled)
 
     theta, unravel = ravel_pytree(runner.params)
+    tx = make_tx(hp)
     (theta, opt_state), losses = jax.lax.scan(
         epoch, (theta, runner.opt_state),
         jax.random.split(k_perm, config.update_epochs))
@@ -280,6 +308,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       metrics[f"reward/{name}"] = r[..., c].mean()
     metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
     metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+    metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
     obs_moments = runner.obs_moments
     if config.normalize_observations:
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
@@ -287,29 +316,32 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
                              obs_moments=obs_moments, key=key)
     return runner, metrics
 
-  def train(key: jax.Array) -> TrainOutput:
+  def init(key: jax.Array, hparams=None) -> RunnerState:
+    hp = common.resolve_hparams(defaults, hparams)
     k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    obs, env_state = common.reset_batch(env, env_params, k_env, config.num_envs)
+    # Sharded: each device resets its own environments and samples its own actions.
+    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
     params = network.init(k_net, obs)
-    example = common.random_rollout(env, env_params, k_example, config.num_steps,
-                                    config.num_envs)
-    reward_state = channels.init(k_reward, example)
-    obs_moments = stats.moments_update(stats.moments_init(obs_shape),
-                                       example.obs.astype(jnp.float32), axes=(0, 1))
+    # The example rollout (and so the reward modules' initial state) is the same
+    # on every device: replicated state starts replicated.
+    with sharding.data_axis(None):
+      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
+      reward_state = channels.init(k_reward, example)
+      obs_moments = stats.moments_update(stats.moments_init(obs_shape),
+                                         example.obs.astype(jnp.float32), axes=(0, 1))
     # The optimiser works on one flat parameter vector: on CPU each pytree leaf
     # costs Adam and global-norm clipping several small ops per minibatch.
-    opt_state = tx.init(ravel_pytree(params)[0])
-    runner = RunnerState(params, opt_state, reward_state, obs_moments, env_state, obs, k_run)
+    opt_state = make_tx(hp).init(ravel_pytree(params)[0])
+    return RunnerState(params, opt_state, reward_state, obs_moments, env_state, obs,
+                       sharding.device_key(k_run))
 
-    def body(runner, i):
-      runner, metrics = update(runner, None)
-      metrics["update"] = i + 1
-      metrics["env_steps"] = (i + 1) * config.batch_size
-      common.progress_callback(callback, {
-          k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-      return runner, metrics
+  def body(runner, i, hparams=None):
+    runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
+    metrics["update"] = i + 1
+    metrics["env_steps"] = (i + 1) * config.batch_size
+    common.progress_callback(callback, {
+        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+    return runner, metrics
 
-    runner, metrics = jax.lax.scan(body, runner, jnp.arange(num_updates))
-    return TrainOutput(runner, metrics)
-
-  return train
+  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
+                        sweepable=tuple(defaults))

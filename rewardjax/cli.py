@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import re
@@ -40,7 +41,7 @@ from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
 from rich.table import Table
 from rich.text import Text
 
-from rewardjax import envs, plots, spec
+from rewardjax import checkpoint, envs, plots, sharding, spec, writers
 from rewardjax.agents import ppo
 
 # name -> (config dataclass, make_train(config, env, env_params, rewards, [callback])).
@@ -78,6 +79,20 @@ class TrainArgs:
   """Output folder; default runs/<agent>-<env>-<rewards>."""
   progress: bool = True
   """Show a progress bar while training."""
+  sweep: tuple[str, ...] = ()
+  """Traced sweeps, all in one compiled call: name=v1,v2,... with an agent hyperparameter
+  (lr or ppo.lr, ent_coef, clip_eps, gamma, ...) or a channel coefficient (novelty.coef);
+  several --sweep options form a grid."""
+  checkpoint_every: int = 0
+  """Run in chunks of K updates and save the full state with orbax after each (0: one call)."""
+  resume: str | None = None
+  """Continue a stopped run from its output folder (its checkpoints/ and saved arguments)."""
+  num_devices: int = 1
+  """Split the environments over this many local devices (data-parallel, jax.shard_map)."""
+  tensorboard: str | None = None
+  """Write TensorBoard scalars (tensorboardX) to this folder, one run per setting and seed."""
+  wandb_project: str | None = None
+  """Log metrics to this Weights & Biases project (needs the wandb package)."""
 
 
 def _args_class() -> type:
@@ -170,16 +185,19 @@ def scalar_metrics(metrics: dict) -> dict[str, np.ndarray]:
   return {k: arrays[k] for k in order if k in arrays and arrays[k].ndim == 2}
 
 
-def write_csv(path: Path, seeds: Sequence[int], columns: dict[str, np.ndarray]) -> None:
+def write_csv(path: Path, seeds: Sequence[int], columns: dict[str, np.ndarray],
+              settings: Sequence[str] | None = None) -> None:
+  """One row per seed and update; with ``settings`` (one label per seed row), a sweep's."""
   names = list(columns)
   with open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
-    writer.writerow(["seed", *names])
+    writer.writerow((["setting"] if settings is not None else []) + ["seed", *names])
     lists = {k: (v.astype(np.int64) if v.dtype == bool else v).tolist()
              for k, v in columns.items()}
     for i, seed in enumerate(seeds):
+      first = [settings[i]] if settings is not None else []
       for u in range(columns[names[0]].shape[1]):
-        writer.writerow([seed, *(lists[k][i][u] for k in names)])
+        writer.writerow([*first, seed, *(lists[k][i][u] for k in names)])
 
 
 def _json_safe(x):
@@ -220,11 +238,84 @@ def summary_table(seeds, final, best, episodes) -> Table:
 # --------------------------------------------------------------------------- run
 
 
+def parse_sweep(items: Sequence[str], agent: str, config, sweepable: Sequence[str]
+                ) -> list[dict[str, float]]:
+  """``["lr=1e-3,3e-4", "novelty.coef=0.1,1"]`` -> the grid of settings (dicts)."""
+  axes: dict[str, list[float]] = {}
+  for item in items:
+    name, eq, values = item.partition("=")
+    name = name.strip()
+    if name.startswith(agent + "."):
+      name = name[len(agent) + 1:]
+    name = name.replace("-", "_") if "." not in name else name
+    if not eq or not values.strip():
+      raise UsageError(f"--sweep: expected name=v1,v2,..., got {item!r}")
+    if name not in sweepable:
+      raise UsageError(f"--sweep: {name!r} cannot be swept; sweepable: {', '.join(sweepable)}")
+    if name in axes:
+      raise UsageError(f"--sweep: {name!r} given twice")
+    vals = []
+    for v in spec._split_top_level(values, ","):  # pylint: disable=protected-access
+      x = spec.parse_value(v)
+      if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise UsageError(f"--sweep {name}: expected finite numbers, got {v.strip()!r}")
+      if hasattr(config, name):   # the config's own validation (e.g. lr > 0, gamma in (0, 1])
+        try:
+          dataclasses.replace(config, **{name: float(x)})
+        except ValueError as e:
+          raise UsageError(f"--sweep {name}={v.strip()}: {e}") from e
+      vals.append(float(x))
+    axes[name] = vals
+  if not axes:
+    return []
+  names = list(axes)
+  return [dict(zip(names, combo)) for combo in itertools.product(*axes.values())]
+
+
+def setting_label(setting: dict[str, float]) -> str:
+  return ",".join(f"{k}={v:g}" for k, v in setting.items())
+
+
+def _args_json(args) -> dict:
+  """The run's arguments as JSON (saved with checkpoints, for ``--resume``)."""
+  d = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainArgs)}
+  d[args.agent] = dataclasses.asdict(getattr(args, args.agent))
+  return json.loads(json.dumps(d))
+
+
+def _args_from_json(d: dict, base):
+  """Rebuilds the arguments saved by ``_args_json`` (lists back to tuples)."""
+  tup = lambda x: tuple(x) if isinstance(x, list) else x
+  cfg_cls, _ = AGENTS[d["agent"]]
+  cfg = cfg_cls(**{k: tup(v) for k, v in d[d["agent"]].items()})
+  fields = {k: tup(v) for k, v in d.items() if k != d["agent"]}
+  return dataclasses.replace(base, **fields, **{d["agent"]: cfg})
+
+
+def _over_grid(fn, seed_axes, setting_axes, sweep: bool):
+  """vmap over seeds (inner) and, for a sweep, over settings (outer)."""
+  f = jax.vmap(fn, seed_axes)
+  return jax.vmap(f, setting_axes) if sweep else f
+
+
 def run(args, console: Console | None = None) -> int:
   """Trains, writes the outputs and returns the exit status."""
   console = console or Console()
   err = Console(stderr=True)
   t_start = time.perf_counter()
+
+  resume_dir = None
+  if args.resume:
+    resume_dir = Path(args.resume)
+    ckpt_dir = resume_dir / "checkpoints"
+    if not ckpt_dir.is_dir():
+      raise UsageError(f"--resume: no checkpoints in {ckpt_dir} (run with --checkpoint-every K)")
+    meta = checkpoint.Checkpointer(ckpt_dir).read_meta()
+    # The stopped run's arguments; only output-side options may change.
+    args = dataclasses.replace(
+        _args_from_json(meta["args"], args), out=str(resume_dir), resume=args.resume,
+        progress=args.progress, tensorboard=args.tensorboard, wandb_project=args.wandb_project)
+    err.print(Text(f"resuming {resume_dir} at update {meta['next_update']}", style="dim"))
 
   try:
     config = agent_config(args)
@@ -235,10 +326,19 @@ def run(args, console: Console | None = None) -> int:
       env = envs.DelayedReward(env)
     rewards = spec.parse_rewards(args.rewards, env_id=args.env, env=env,
                                  env_params=env_params, gamma=config.gamma)
+    if args.checkpoint_every < 0:
+      raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    mesh = sharding.make_mesh(args.num_devices) if args.num_devices != 1 else None
   except (ValueError, TypeError) as e:
     raise UsageError(str(e)) from e
   out_dir = Path(args.out) if args.out else default_out(args)
   seeds = list(range(args.seed, args.seed + args.seeds))
+  params = inspect.signature(make_train).parameters
+  kwargs = {}
+  if mesh is not None:
+    if "mesh" not in params:
+      raise UsageError(f"agent {args.agent!r} does not support --num-devices")
+    kwargs["mesh"] = mesh
 
   progress = Progress(
       TextColumn("[bold]training[/bold] {task.description}"), BarColumn(),
@@ -247,36 +347,113 @@ def run(args, console: Console | None = None) -> int:
       console=err, disable=not args.progress, transient=False)
   # Started after compiling, so elapsed time and ETA measure training alone.
   task = progress.add_task("", total=config.num_updates, start=False)
-  kwargs = {}
-  if args.progress and "callback" in inspect.signature(make_train).parameters:
-    kwargs["callback"] = ProgressTracker(progress, task, len(seeds))
   # make_train runs the reward channels on a random rollout: bad potentials
   # (NaN, wrong shape) fail here, before the long compile.
+  # Bad sweeps fail before make_train's reward check and any compile, where the
+  # agent's module lists its sweepable hyperparameters (SWEEPABLE).
+  early = getattr(sys.modules.get(make_train.__module__), "SWEEPABLE", None)
+  if args.sweep and early is not None:
+    parse_sweep(args.sweep, args.agent, config,
+                tuple(early) + tuple(f"{n}.coef" for n in rewards.names))
+  tracker = None
+  if args.progress and "callback" in params:
+    tracker = kwargs["callback"] = ProgressTracker(progress, task, len(seeds))
   try:
     train = make_train(config, env, env_params, rewards, **kwargs)
   except ValueError as e:
     raise UsageError(str(e)) from e
+  settings = parse_sweep(args.sweep, args.agent, config, getattr(train, "sweepable", ()))
+  sweep = bool(settings)
+  if sweep:
+    hparams = {k: jnp.asarray([s[k] for s in settings], jnp.float32) for k in settings[0]}
+  else:
+    hparams = None
+  num_runs = len(seeds) * max(1, len(settings))
+  if tracker is not None:
+    tracker.num_seeds = num_runs      # the callback reports once per seed and setting
   keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+  chunked = args.checkpoint_every > 0 or resume_dir is not None
+  if (chunked or sweep) and not hasattr(train, "run"):
+    raise UsageError(f"agent {args.agent!r} does not support --sweep / --checkpoint-every")
 
   err.print(Text(
       f"{args.agent} on {args.env}, rewards {args.rewards!r} (channels "
-      f"{', '.join(rewards.names)}), {len(seeds)} seeds × {config.num_updates} updates × "
-      f"{config.batch_size} steps; compiling...", style="dim"))
-  t_compile = time.perf_counter()
-  compiled = jax.jit(jax.vmap(train)).lower(keys).compile()
-  compile_s = time.perf_counter() - t_compile
+      f"{', '.join(rewards.names)}), {len(seeds)} seeds"
+      f"{f' × {len(settings)} settings' if sweep else ''} × {config.num_updates} updates × "
+      f"{config.batch_size} steps{f' on {args.num_devices} devices' if mesh else ''}; "
+      "compiling...", style="dim"))
+  labels = ([f"{setting_label(st)}/seed{sd}" for st in settings for sd in seeds] if sweep
+            else [f"seed{sd}" for sd in seeds])
+  writer = writers.make(labels, tensorboard=args.tensorboard, wandb_project=args.wandb_project,
+                        config=_args_json(args), name=out_dir.name)
+  flatten = lambda m: {k: np.asarray(v).reshape((-1,) + np.shape(v)[2:]) if sweep else
+                       np.asarray(v) for k, v in m.items()}
 
-  t_train = time.perf_counter()
-  with progress:
-    progress.start_task(task)
-    output = jax.block_until_ready(compiled(keys))
-  train_s = time.perf_counter() - t_train
-  metrics = jax.device_get(output.metrics)
+  if not chunked:
+    t_compile = time.perf_counter()
+    # Without a sweep, train(key) alone: agents need not take hparams.
+    args_in = (keys, hparams) if sweep else (keys,)
+    train_all = (_over_grid(train, (0, None), (None, 0), sweep) if sweep else jax.vmap(train))
+    compiled = jax.jit(train_all).lower(*args_in).compile()
+    compile_s = time.perf_counter() - t_compile
+    t_train = time.perf_counter()
+    with progress:
+      progress.start_task(task)
+      output = jax.block_until_ready(compiled(*args_in))
+    train_s = time.perf_counter() - t_train
+    metrics = jax.device_get(output.metrics)
+    writer.write(flatten(metrics))
+  else:
+    every = args.checkpoint_every or config.num_updates
+    ckpt = checkpoint.Checkpointer(out_dir / "checkpoints")
+    init_all = jax.jit(_over_grid(train.init, (0, None), (None, 0), sweep))
+    run_all = {}
 
-  # Outputs.
+    def chunk_fn(n):
+      if n not in run_all:
+        fn = lambda r, s, h: train.run(r, s, n, h)
+        run_all[n] = jax.jit(_over_grid(fn, (0, None, None), (0, None, 0), sweep))
+      return run_all[n]
+
+    t_compile = time.perf_counter()
+    parts = []
+    if resume_dir is not None:
+      like = jax.eval_shape(init_all, keys, hparams)
+      runner, done, meta = ckpt.restore(like)
+      start = int(meta["next_update"])
+      if done:
+        parts.append(done)
+    else:
+      runner, start = init_all(keys, hparams), 0
+    n0 = min(every, config.num_updates - start)
+    if n0 > 0:
+      run_all[n0] = chunk_fn(n0).lower(runner, jnp.int32(start), hparams).compile()
+    compile_s = time.perf_counter() - t_compile
+    t_train = time.perf_counter()
+    with progress:
+      progress.start_task(task)
+      progress.update(task, completed=start)
+      while start < config.num_updates:
+        n = min(every, config.num_updates - start)
+        runner, m = chunk_fn(n)(runner, jnp.int32(start), hparams)
+        m = jax.device_get(m)
+        parts.append(m)
+        writer.write(flatten(m))
+        start += n
+        ckpt.save(start, runner, checkpoint.concat_metrics(parts, axis=-1),
+                  meta={"args": _args_json(args), "next_update": start})
+    train_s = time.perf_counter() - t_train
+    ckpt.close()
+    metrics = checkpoint.concat_metrics(parts, axis=-1)
+  writer.close()
+
+  # Outputs (a sweep's [settings, seeds, updates] metrics as rows of settings × seeds).
+  metrics = flatten(metrics)
+  row_seeds = seeds * max(1, len(settings))
+  row_settings = [setting_label(st) for st in settings for _ in seeds] if sweep else None
   out_dir.mkdir(parents=True, exist_ok=True)
   columns = scalar_metrics(metrics)
-  write_csv(out_dir / "metrics.csv", seeds, columns)
+  write_csv(out_dir / "metrics.csv", row_seeds, columns, settings=row_settings)
   ret = np.asarray(metrics["episode_return"], np.float64)
   env_steps = np.asarray(metrics["env_steps"])[0]
   final = ret[:, -1]
@@ -287,10 +464,17 @@ def run(args, console: Console | None = None) -> int:
   title = f"{args.env} · {args.agent.upper()} · rewards: {args.rewards}"
   # Per-update returns are noisy; a short moving average (1% of the run) keeps
   # the trend readable without hiding when learning happened.
-  plots.plot_learning_curves({args.rewards: (env_steps, ret)}, out_dir / "learning_curve.png",
+  if sweep:
+    n = len(seeds)
+    curves = {setting_label(st): (env_steps, ret[i * n:(i + 1) * n])
+              for i, st in enumerate(settings)}
+  else:
+    curves = {args.rewards: (env_steps, ret)}
+  plots.plot_learning_curves(curves, out_dir / "learning_curve.png",
                              title=title, smooth=max(1, ret.shape[1] // 100))
-  total_steps = int(env_steps[-1]) * len(seeds)
+  total_steps = int(env_steps[-1]) * len(row_seeds)
   nonfinite = first_nonfinite(metrics)
+  row_names = [f"{a} {b}" for a, b in zip(row_settings, row_seeds)] if sweep else row_seeds
   summary = {
       "agent": args.agent,
       "env": args.env,
@@ -315,15 +499,19 @@ def run(args, console: Console | None = None) -> int:
       "env_steps_per_second": total_steps / train_s,
       "nonfinite": None if nonfinite is None else
                    {"update": nonfinite[0], "env_steps": nonfinite[1],
-                    "seeds": [seeds[i] for i in nonfinite[2]]},
+                    "seeds": [row_seeds[i] for i in nonfinite[2]]},
       "device": str(jax.devices()[0]),
+      "num_devices": args.num_devices,
       "jax_version": jax.__version__,
   }
+  if sweep:
+    summary["settings"] = settings
+    summary["rows"] = [{"setting": st, "seed": sd} for st, sd in zip(row_settings, row_seeds)]
   with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
     json.dump(_json_safe(summary), f, indent=2)
     f.write("\n")
 
-  console.print(summary_table(seeds, final, best, episodes))
+  console.print(summary_table(row_names, final, best, episodes))
   console.print(
       f"compile {compile_s:.1f} s · train {train_s:.1f} s · "
       f"{total_steps / train_s:,.0f} env steps/s · outputs in {out_dir}/")
@@ -332,7 +520,7 @@ def run(args, console: Console | None = None) -> int:
     err.print(
         f"[bold red]error:[/bold red] non-finite values (NaN/inf) in the agent's parameters "
         f"or rewards, first at update {update} (env step {steps}) in seed(s) "
-        f"{', '.join(str(seeds[i]) for i in bad)}. Results after that point are "
+        f"{', '.join(str(row_names[i]) for i in bad)}. Results after that point are "
         "meaningless; lower the learning rate (--ppo.lr) or check the reward "
         "scales and progress functions.")
     return 1

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rewardjax import sharding
 from rewardjax.types import Array
 
 
@@ -47,6 +48,8 @@ def moments_update(m: RunningMoments, x: Array, axes=None) -> RunningMoments:
   """Updates moments with samples ``x``, reducing over ``axes``.
 
   By default every leading axis that ``m.mean`` does not have is a sample axis.
+  Under sharded training (``rewardjax.sharding``) the samples are every
+  device's ``x``: the batch moments are reduced across devices first.
   """
   x = jnp.asarray(x, jnp.float32)
   if axes is None:
@@ -54,6 +57,11 @@ def moments_update(m: RunningMoments, x: Array, axes=None) -> RunningMoments:
   count = 1
   for a in axes:
     count *= x.shape[a]
+  if sharding.current_axis() is not None:
+    total = sharding.psum(jnp.asarray(count, jnp.float32))
+    mean = sharding.psum(jnp.sum(x, axes)) / total
+    var = sharding.psum(jnp.sum(jnp.square(x - mean), axes)) / total
+    return moments_merge(m, mean, var, total)
   return moments_merge(m, jnp.mean(x, axes), jnp.var(x, axes),
                        jnp.asarray(count, jnp.float32))
 

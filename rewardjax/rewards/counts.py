@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rewardjax import sharding
 from rewardjax.rewards.shaping import apply_per_observation
 from rewardjax.types import Array, PRNGKey, PyTree, RewardModule, Transition
 
@@ -506,7 +507,11 @@ def count_bonus(beta: float = 0.01,
       nonzero = jnp.max(jnp.sum(counts > 0, axis=-1), axis=0)   # [envs]
       unique = jnp.mean(nonzero.astype(jnp.float32))
     else:
-      counts = state.counts.at[rows, idx].add(1)
+      if sharding.current_axis() is None:
+        counts = state.counts.at[rows, idx].add(1)
+      else:   # sharded: one global table gets every device's visits
+        visits = jnp.zeros_like(state.counts).at[rows, idx].add(1)
+        counts = state.counts + sharding.psum(visits)
       unique = jnp.max(jnp.sum(counts > 0, axis=-1)).astype(jnp.float32)
     metrics = {
         "bonus_mean": jnp.mean(bonus_of(n, shape, batch)).astype(jnp.float32),

@@ -82,7 +82,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rewardjax import stats
+from rewardjax import sharding, stats
 from rewardjax.types import Array, Metrics, PRNGKey, PyTree, RewardModule, Transition
 
 
@@ -301,6 +301,7 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
       x = x_all[idx]
       targets = target.apply(state.target_params, x)   # fixed: no gradient flows here
       loss, grads = jax.value_and_grad(loss_fn)(params, x, targets)
+      grads = sharding.pmean(grads)      # sharded: every device's subset counts
       updates, opt_state = opt.update(grads, opt_state, params)
       params = optax.apply_updates(params, updates)
       return (params, opt_state), loss
