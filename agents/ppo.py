@@ -162,6 +162,8 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   discrete = hasattr(space, "n")
   if not discrete and not (hasattr(space, "low") and hasattr(space, "high")):
     raise ValueError(f"PPO needs a discrete or Box action space; {type(space).__name__} given")
+  if not discrete:
+    low, high = common.box_bounds(space)     # checked before any compile
   channels = as_channels(rewards).resolve(config.gamma)
   if config.normalize_rewards:
     channels = common.normalize_rewards(channels)
@@ -182,7 +184,6 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
     log_prob_fn, entropy_fn = common.categorical_log_prob, common.categorical_entropy
   else:
-    low, high = common.box_bounds(space)
     network = ContinuousActorCritic(
         action_dim=low.shape[0], num_channels=channels.num_channels,
         hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
