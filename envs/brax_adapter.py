@@ -94,6 +94,7 @@ class BraxEnv:
       raise ValueError(f"brax/{name}: bad keyword arguments {sorted(kwargs)}: {e}") from e
     self.name = name
     self.backend = backend
+    self._obs_shape = None
 
   @property
   def default_params(self) -> BraxEnvParams:
@@ -108,7 +109,11 @@ class BraxEnv:
     return spaces.Box(-1.0, 1.0, (self.num_actions,), jnp.float32)
 
   def observation_space(self, params=None) -> spaces.Box:
-    return spaces.Box(-jnp.inf, jnp.inf, (int(self.brax_env.observation_size),), jnp.float32)
+    # brax's ``observation_size`` runs an eager reset (seconds with the generalized
+    # pipeline); tracing one for its shape is enough.
+    if self._obs_shape is None:
+      self._obs_shape = jax.eval_shape(self.brax_env.reset, jax.random.PRNGKey(0)).obs.shape
+    return spaces.Box(-jnp.inf, jnp.inf, self._obs_shape, jnp.float32)
 
   def reset(self, key, params=None):
     brax_state = self.brax_env.reset(key)

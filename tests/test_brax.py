@@ -11,73 +11,81 @@ from rewardjax.agents import common
 from rewardjax.envs import brax_adapter
 
 LIMIT = 5
+N, T = 6, 80
 
 
 @pytest.fixture(scope="module")
-def pendulum():
-  env, params = rjx.envs.make("brax/inverted_pendulum", max_steps_in_episode=LIMIT)
-  return env, params, jax.jit(env.step), jax.jit(env.reset)
+def env():
+  return rjx.envs.make("brax/inverted_pendulum")
 
 
-def test_spaces_and_defaults(pendulum):
-  env, params, _, _ = pendulum
+@pytest.fixture(scope="module")
+def rollout(env):
+  """``rollout(params, action)``: N envs, T steps of one constant action (one compile)."""
+  env, _ = env
+
+  @jax.jit
+  def run(params, action):
+    obs, state = common.reset_batch(env, params, jax.random.PRNGKey(1), N)
+
+    def body(carry, key):
+      obs, state = carry
+      obs2, state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, None, None))(
+          jax.random.split(key, N), state, action, params)
+      return (obs2, state), dict(obs=obs, next=obs2, reward=r, term=term, trunc=trunc,
+                                 final=info["final_observation"], time=state.time)
+
+    _, out = jax.lax.scan(body, (obs, state), jax.random.split(jax.random.PRNGKey(2), T))
+    return out
+
+  return lambda params, action: {k: np.asarray(v) for k, v in run(params, action).items()}
+
+
+def test_spaces_and_defaults(env):
+  env, params = env
   assert env.backend == brax_adapter.DEFAULT_BACKENDS["inverted_pendulum"] == "generalized"
-  assert params.max_steps_in_episode == LIMIT
+  assert params.max_steps_in_episode == 1000
   act, obs = env.action_space(params), env.observation_space(params)
   assert isinstance(act, spaces.Box) and act.shape == (1,)
   assert float(act.low) == -1.0 and float(act.high) == 1.0
   assert isinstance(obs, spaces.Box) and obs.shape == (4,)
 
 
-def test_forced_time_limit_truncates_and_keeps_final_observation(pendulum):
-  env, params, step, reset = pendulum
-  key = jax.random.PRNGKey(0)
-  obs, state = reset(key, params)
-  raw = env.brax_env                      # the unwrapped brax env, for the true continuation
-  raw_state = state.brax_state
-  raw_step = jax.jit(raw.step)
-  for t in range(1, LIMIT + 1):
-    key, k = jax.random.split(key)
-    obs, state, reward, term, trunc, info = step(k, state, jnp.zeros(1), params)
-    raw_state = raw_step(raw_state, jnp.zeros(1))
-    assert not bool(term)                  # upright for 5 steps: no termination
-    assert bool(trunc) == (t == LIMIT)
-    assert float(reward) == 1.0
-    np.testing.assert_allclose(info["final_observation"], raw_state.obs, rtol=1e-5, atol=1e-7)
-  # After the time limit: a fresh episode, not the continuation.
-  assert int(state.time) == 0
-  assert not np.allclose(obs, info["final_observation"])
-  assert np.all(np.abs(np.asarray(obs)) <= 0.01 + 1e-6)   # brax's reset noise is U(−0.01, 0.01)
-  # The next step continues from the new start.
-  _, state, _, term, trunc, info = step(key, state, jnp.zeros(1), params)
-  assert int(state.time) == 1 and not bool(term) and not bool(trunc)
+def _fresh(obs):
+  return np.all(np.abs(obs) <= 0.01 + 1e-6, axis=-1)   # brax's reset noise is U(−0.01, 0.01)
 
 
-def test_termination_is_braxs_done_and_not_truncation():
-  env, params = rjx.envs.make("brax/inverted_pendulum", max_steps_in_episode=1000)
-  n = 8
-  obs, state = common.reset_batch(env, params, jax.random.PRNGKey(1), n)
+def test_forced_time_limit_truncates_and_keeps_final_observation(env, rollout):
+  _, params = env
+  out = rollout(params.replace(max_steps_in_episode=LIMIT), jnp.zeros(1))
+  t = np.arange(T)[:, None].repeat(N, 1)
+  # Upright for the first steps of every episode: never terminated, truncated every LIMIT steps.
+  assert not out["term"].any()
+  np.testing.assert_array_equal(out["trunc"], (t + 1) % LIMIT == 0)
+  np.testing.assert_array_equal(out["time"], (t + 1) % LIMIT)
+  np.testing.assert_array_equal(out["reward"], 1.0)
+  cut = out["trunc"]
+  # Not cut: the next observation is the final one. Cut: the final observation
+  # continues the episode (one small physics step from the last), the returned one
+  # is a fresh start.
+  np.testing.assert_array_equal(out["final"][~cut], out["next"][~cut])
+  assert np.abs(out["final"][cut] - out["obs"][cut]).max() < 0.05
+  assert not np.allclose(out["final"][cut], out["next"][cut])
+  assert _fresh(out["next"][cut]).all()
 
-  def body(carry, key):
-    state, seen = carry
-    # Push hard one way: the pole falls past 0.2 rad within a few dozen steps.
-    obs, state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, None, None))(
-        jax.random.split(key, n), state, jnp.ones(1), params)
-    return (state, seen), (obs, term, trunc, info["final_observation"], state.time)
 
-  _, (obs, term, trunc, final, time) = jax.jit(
-      lambda s: jax.lax.scan(body, (s, 0), jax.random.split(jax.random.PRNGKey(2), 100)))(state)
-  term, trunc, obs, final = map(np.asarray, (term, trunc, obs, final))
-  assert term.any(axis=0).all() and not trunc.any()
-  t, i = np.argwhere(term)[0]
-  assert abs(final[t, i, 1]) > 0.2                     # the pole angle that ended it
-  assert np.all(np.abs(obs[t, i]) <= 0.01 + 1e-6)       # returned obs: a fresh start
-  assert int(np.asarray(time)[t, i]) == 0
-  # Re-randomised resets: envs that ended at the same step restart in different states.
-  ended = np.argwhere(term[t])[:, 0]
-  assert len(ended) >= 2
-  starts = obs[t, ended]
-  assert len({tuple(s) for s in starts.round(7)}) == len(ended)
+def test_termination_is_braxs_done_and_resets_are_rerandomised(env, rollout):
+  _, params = env
+  out = rollout(params, jnp.ones(1))       # push hard one way: the pole falls past 0.2 rad
+  term = out["term"]
+  assert term.any(axis=0).all() and not out["trunc"].any()
+  assert np.all(np.abs(out["final"][term][:, 1]) > 0.2)     # the pole angle that ended it
+  assert np.all(np.abs(out["next"][~term][:, 1]) <= 0.2)
+  assert _fresh(out["next"][term]).all() and (out["time"][term] == 0).all()
+  # Every episode starts somewhere new: no two restarts are the same state.
+  starts = out["next"][term]
+  assert len(starts) >= 2 * N
+  assert len({tuple(s) for s in starts.round(7)}) == len(starts)
 
 
 def test_unknown_names_and_bad_arguments_are_clear():
@@ -91,17 +99,18 @@ def test_unknown_names_and_bad_arguments_are_clear():
   assert "brax/ant" in rjx.envs.registered_ids()
 
 
-def test_rnd_and_simhash_counts_work_on_brax_observations(pendulum):
-  env, params, _, _ = pendulum
-  batch = jax.jit(common.random_rollout, static_argnums=(0, 3, 4))(
-      env, params, jax.random.PRNGKey(0), 16, 4)
-  assert batch.obs.shape == (16, 4, 4) and batch.action.shape == (16, 4, 1)
+def test_rnd_and_simhash_counts_work_on_brax_observations(env, rollout):
+  _, params = env
+  out = rollout(params, jnp.zeros(1))
+  batch = rjx.rewards.Transition(out["obs"], np.zeros((T, N, 1), np.float32), out["reward"],
+                                 out["final"], out["term"], out["trunc"])
   for module in (rjx.rewards.rnd(), rjx.rewards.count_bonus(key_fn="simhash")):
-    state = module.init(jax.random.PRNGKey(1), batch)
-    r0 = module.reward(state, batch)
+    state = jax.jit(module.init)(jax.random.PRNGKey(1), batch)
+    reward = jax.jit(module.reward)
+    r0 = reward(state, batch)
     state, _ = jax.jit(module.update)(state, batch, jax.random.PRNGKey(2))
-    r1 = module.reward(state, batch)
-    assert r0.shape == r1.shape == (16, 4)
+    r1 = reward(state, batch)
+    assert r0.shape == r1.shape == (T, N)
     assert np.isfinite(np.asarray(r1)).all()
     # Seeing the batch makes it less novel: counts grow, RND's predictor learns.
     assert float(r1.mean()) < float(r0.mean())
@@ -114,9 +123,9 @@ def test_progress_counts_on_continuous_mountain_car():
   module = rjx.rewards.progress_counts(spec.fn, num_bins=10, low=spec.low, high=spec.high)
   batch = jax.jit(common.random_rollout, static_argnums=(0, 3, 4))(
       env, params, jax.random.PRNGKey(0), 32, 4)
-  state = module.init(jax.random.PRNGKey(1), batch)
-  state, _ = module.update(state, batch, jax.random.PRNGKey(2))
-  r = np.asarray(module.reward(state, batch))
+  state = jax.jit(module.init)(jax.random.PRNGKey(1), batch)
+  state, _ = jax.jit(module.update)(state, batch, jax.random.PRNGKey(2))
+  r = np.asarray(jax.jit(module.reward)(state, batch))
   assert r.shape == (32, 4) and np.isfinite(r).all() and (r > 0).all()
   # Hand check: a car near the valley floor at rest has ~0 energy progress and
   # position progress (x + 1.2) / 1.7.
