@@ -38,7 +38,10 @@ CONFIG = dict(num_envs=16, num_steps=128, update_epochs=10, num_minibatches=8, l
               anneal_lr=False, ent_coef=0.0, normalize_observations=True,
               normalize_rewards=True)
 MCC_ARMS = {"ppo": "extrinsic", "ppo+rnd": "extrinsic+rnd",
-            "ppo+progress_counts": "extrinsic+progress_counts"}
+            "ppo+progress_counts": "extrinsic+progress_counts",
+            # The bonus channel weighted 10× the extrinsic one (both reward-normalised).
+            "ppo+rnd@coef=10": "extrinsic+rnd@coef=10",
+            "ppo+progress_counts@coef=10": "extrinsic+progress_counts@coef=10"}
 
 
 def train_seeds(env_id, steps, seeds, rewards_spec="extrinsic", env_kwargs=None, **overrides):
