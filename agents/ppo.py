@@ -62,8 +62,8 @@ class PPOConfig:
   # where features differ in scale by orders of magnitude (MountainCar's velocity).
   normalize_observations: bool = False
   # Divide each channel's reward by the running std of its discounted return
-  # (baselines' VecNormalize; common.normalize_rewards). Continuous control
-  # (Pendulum: ~−1100 without it, ≥ −250 with it at 200k steps) needs it.
+  # (baselines' VecNormalize, PureJaxRL's NormalizeVecReward;
+  # common.normalize_rewards), as continuous-control PPO implementations do.
   normalize_rewards: bool = False
   # Continuous (Box) action spaces: a diagonal Gaussian with a state-independent
   # log-std starting at ``init_log_std``; actions reach the env clipped to the

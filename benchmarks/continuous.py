@@ -41,7 +41,10 @@ MCC_ARMS = {"ppo": "extrinsic", "ppo+rnd": "extrinsic+rnd",
             "ppo+progress_counts": "extrinsic+progress_counts",
             # The bonus channel weighted 10× the extrinsic one (both reward-normalised).
             "ppo+rnd@coef=10": "extrinsic+rnd@coef=10",
-            "ppo+progress_counts@coef=10": "extrinsic+progress_counts@coef=10"}
+            "ppo+progress_counts@coef=10": "extrinsic+progress_counts@coef=10",
+            # Counts over binned position alone (a progress file; run from the repo root).
+            "ppo+position_counts":
+                "extrinsic+progress_counts:benchmarks/progress/mountaincar_position.py"}
 
 
 def train_seeds(env_id, steps, seeds, rewards_spec="extrinsic", env_kwargs=None, **overrides):
