@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -170,7 +170,6 @@ def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) ->
     jax.lax.cond(jax.lax.axis_index(axis) == 0, call, lambda: None)
 
 
-
 # --------------------------------------------------------------------------- scale
 
 
@@ -279,3 +278,117 @@ class Trainer:
     if self.mesh is None:
       return fn(runner, start, hparams)
     return sharding.shard(fn, self.mesh, (True, False, False))(runner, start, hparams)
+
+
+# ----------------------------------------------------------------- continuous actions
+
+
+class GaussianPolicy(NamedTuple):
+  """A diagonal-Gaussian policy head over a bounded box, as pure functions.
+
+  The policy's raw output is ``(mean, log_std)`` and its sample ``u`` is what
+  agents store as the action: log-probabilities and the PPO ratio are always of
+  ``u``. ``to_env(u)`` is what the environment receives: ``u`` clipped to the
+  box (PureJaxRL / CleanRL), or with ``squash``, ``low + (tanh(u) + 1)·(high −
+  low)/2`` (Haarnoja et al. 2018; brax's PPO). For squashed actions ``log_prob``
+  includes the change of variables, ``−Σ log|da/du|``; it does not depend on the
+  policy's parameters, so it cancels in the PPO ratio. ``entropy`` is the
+  Gaussian's (the squashed density has no closed form; brax does the same up to
+  a sampled correction).
+  """
+  sample: Callable        # (key, (mean, log_std)) -> (u, log_prob)
+  log_prob: Callable      # ((mean, log_std), u) -> log_prob
+  entropy: Callable       # (mean, log_std) -> entropy
+  to_env: Callable        # u -> action passed to env.step
+
+
+def gaussian_policy(low, high, squash: bool = False) -> GaussianPolicy:
+  """A ``GaussianPolicy`` for actions in the box ``[low, high]`` (arrays ``[A]``)."""
+  import distrax  # pylint: disable=g-import-not-at-top  (only continuous agents need it)
+  low = jnp.asarray(low, jnp.float32)
+  high = jnp.asarray(high, jnp.float32)
+  if squash and not (np.all(np.isfinite(np.asarray(low))) and np.all(np.isfinite(np.asarray(high)))):
+    raise ValueError("tanh squashing needs a bounded action space; this one has infinite bounds")
+  half = (high - low) / 2.0
+  tanh = distrax.Block(distrax.Tanh(), 1)
+  log_half = jnp.sum(jnp.log(half)) if squash else 0.0
+
+  def dist(out):
+    mean, log_std = out
+    return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+
+  def correction(u):
+    return tanh.forward_log_det_jacobian(u) + log_half
+
+  def sample(key, out):
+    u, log_prob = dist(out).sample_and_log_prob(seed=key)
+    return u, (log_prob - correction(u) if squash else log_prob)
+
+  def log_prob(out, u):
+    lp = dist(out).log_prob(u)
+    return lp - correction(u) if squash else lp
+
+  def entropy(out):
+    return dist(out).entropy()
+
+  def to_env(u):
+    if squash:
+      return low + (jnp.tanh(u) + 1.0) * half
+    return jnp.clip(u, low, high)
+
+  return GaussianPolicy(sample, log_prob, entropy, to_env)
+
+
+def box_bounds(space) -> tuple[np.ndarray, np.ndarray]:
+  """``(low, high)`` of a 1-D ``Box`` action space as float32 arrays ``[A]``."""
+  shape = tuple(space.shape)
+  if len(shape) != 1:
+    raise ValueError(f"continuous actions must be a 1-D Box; got shape {shape}")
+  low = np.broadcast_to(np.asarray(space.low, np.float32), shape)
+  high = np.broadcast_to(np.asarray(space.high, np.float32), shape)
+  if not np.all(low < high):
+    raise ValueError(f"action space bounds must satisfy low < high, got {low} and {high}")
+  return low, high
+
+
+class ReturnNormState(NamedTuple):
+  channels: Any                   # the wrapped channels' state
+  ret: jax.Array                  # [N, C] running discounted return per env and channel
+  moments: Any                    # stats.RunningMoments of shape [C]
+
+
+def normalize_rewards(channels: Channels) -> Channels:
+  """Divides each channel's reward by the running std of its discounted return.
+
+  The reward normalisation of PPO implementations (baselines' ``VecNormalize``,
+  PureJaxRL's ``NormalizeVecReward``): per environment and channel
+  ``G_t = γ_c·G_{t−1}·(1 − done_{t−1}) + r_t`` (``stats.discounted_return_filter``;
+  non-episodic channels never reset), and ``r_t / std(G)`` is returned, with the
+  statistics of the batches seen before (as ``normalize_by_return_std``). The
+  mean is not subtracted, so signs are kept. ``channels`` must be resolved
+  (every γ set).
+  """
+  from rewardjax import stats  # pylint: disable=g-import-not-at-top
+  if any(g is None for g in channels.gammas):
+    raise ValueError("normalize_rewards: resolve the channels' gammas first")
+  gammas = jnp.asarray(channels.gammas, jnp.float32)
+  episodic = jnp.asarray(channels.episodic)
+  c = channels.num_channels
+
+  def init_fn(key, example: Transition):
+    inner = channels.init(key, example)
+    ret = jnp.zeros(example.reward.shape[1:] + (c,), jnp.float32)
+    return ReturnNormState(inner, ret, stats.moments_init((c,)))
+
+  def reward_fn(state, batch):
+    return channels.reward(state.channels, batch) / stats.moments_std(state.moments)
+
+  def update_fn(state, batch, key):
+    r = channels.reward(state.channels, batch)          # [T, N, C], raw
+    inner, metrics = channels.update(state.channels, batch, key)
+    done = jnp.logical_or(batch.terminated, batch.truncated)[..., None] & episodic
+    ret, rets = stats.discounted_return_filter(state.ret, r, gammas, done)
+    moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim - 1)))
+    return ReturnNormState(inner, ret, moments), metrics
+
+  return channels._replace(init=init_fn, reward=reward_fn, update=update_fn)

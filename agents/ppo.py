@@ -31,7 +31,7 @@ from jax.flatten_util import ravel_pytree
 
 from rewardjax import sharding, stats
 from rewardjax.agents import common
-from rewardjax.nets import ACTIVATIONS, DiscreteActorCritic
+from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
 from rewardjax.rewards.channels import as_channels
 from rewardjax.types import Transition
@@ -61,6 +61,15 @@ class PPOConfig:
   # random-action rollout, updated after every rollout, clipped to ±10). Needed
   # where features differ in scale by orders of magnitude (MountainCar's velocity).
   normalize_observations: bool = False
+  # Divide each channel's reward by the running std of its discounted return
+  # (baselines' VecNormalize, PureJaxRL's NormalizeVecReward;
+  # common.normalize_rewards), as continuous-control PPO implementations do.
+  normalize_rewards: bool = False
+  # Continuous (Box) action spaces: a diagonal Gaussian with a state-independent
+  # log-std starting at ``init_log_std``; actions reach the env clipped to the
+  # box, or with ``squash_actions`` through tanh rescaled to the box.
+  init_log_std: float = 0.0
+  squash_actions: bool = False
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -72,6 +81,9 @@ class PPOConfig:
     common.check_positive("max_grad_norm", self.max_grad_norm)
     common.check_positive("ent_coef", self.ent_coef, allow_zero=True)
     common.check_positive("vf_coef", self.vf_coef, allow_zero=True)
+    if isinstance(self.init_log_std, bool) or not isinstance(self.init_log_std, (int, float)) \
+        or not -20.0 <= self.init_log_std <= 5.0:
+      raise ValueError(f"init_log_std must be a number in [-20, 5], got {self.init_log_std!r}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     if self.batch_size % self.num_minibatches:
@@ -131,7 +143,12 @@ SWEEPABLE = ("lr", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "gae_lamb
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> common.Trainer:
-  """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
+  """Builds ``train(key, hparams=None) -> TrainOutput``; the action space picks the policy.
+
+  A discrete space gets a categorical policy; a 1-D ``Box`` a diagonal Gaussian
+  (``common.gaussian_policy``): the stored action is the unclipped sample, whose
+  log-probability the PPO ratio uses, and the env receives it clipped (or
+  tanh-squashed) into the box.
 
   Args:
     config: a ``PPOConfig``.
@@ -154,21 +171,44 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   if not isinstance(config, PPOConfig):
     raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
   space = env.action_space(env_params)
-  if not hasattr(space, "n"):
-    raise ValueError(
-        f"PPO here needs a discrete action space; {type(space).__name__} given "
-        "(continuous actions are not supported yet)")
+  discrete = hasattr(space, "n")
+  if not discrete and not (hasattr(space, "low") and hasattr(space, "high")):
+    raise ValueError(f"PPO needs a discrete or Box action space; {type(space).__name__} given")
+  if not discrete:
+    low, high = common.box_bounds(space)     # checked before any compile
   unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
+  if config.normalize_rewards:
+    channels = common.normalize_rewards(channels)
   env = common.with_episode_statistics(env)
   if check_rewards:
     common.check_rewards(channels, env, env_params)
 
   obs_shape = env.observation_space(env_params).shape
-  network = DiscreteActorCritic(
-      num_actions=int(space.n), num_channels=channels.num_channels,
-      hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
-      obs_ndim=len(obs_shape))
+  if discrete:
+    network = DiscreteActorCritic(
+        num_actions=int(space.n), num_channels=channels.num_channels,
+        hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
+        obs_ndim=len(obs_shape))
+
+    def sample_action(key, logits):     # -> (stored action, its log-prob, env action)
+      action = jax.random.categorical(key, logits)
+      return action, common.categorical_log_prob(logits, action), action
+
+    log_prob_fn, entropy_fn = common.categorical_log_prob, common.categorical_entropy
+  else:
+    network = ContinuousActorCritic(
+        action_dim=low.shape[0], num_channels=channels.num_channels,
+        hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
+        obs_ndim=len(obs_shape), init_log_std=float(config.init_log_std))
+    gaussian = common.gaussian_policy(low, high, squash=config.squash_actions)
+
+    def sample_action(key, out):
+      u, log_prob = gaussian.sample(key, out)
+      return u, log_prob, gaussian.to_env(u)
+
+    log_prob_fn, entropy_fn = gaussian.log_prob, gaussian.entropy
+  net_cls = type(network)
   num_updates = config.num_updates
   # Per device (all of them without a mesh): environments and batch.
   num_devices = sharding.mesh_size(mesh)
@@ -199,7 +239,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def loss_fn(params, batch: MinibatchData, advantages, targets, hp):
     logits, value = network.apply(params, batch.obs)
-    log_prob = common.categorical_log_prob(logits, batch.action)
+    log_prob = log_prob_fn(logits, batch.action)
 
     # Value loss: one clipped loss per channel head, summed over channels.
     if config.clip_value_loss:
@@ -216,7 +256,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     ratio = jnp.exp(log_prob - batch.log_prob)
     pg = -jnp.minimum(ratio * adv,
                       jnp.clip(ratio, 1 - hp["clip_eps"], 1 + hp["clip_eps"]) * adv).mean()
-    entropy = common.categorical_entropy(logits).mean()
+    entropy = entropy_fn(logits).mean()
     total = pg + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy
     # (approx. KL and clip fraction are left out: per minibatch they cost ~5 % of
     # CartPole throughput on CPU.)
@@ -224,7 +264,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def critic_pair(params, obs, other_obs):
     """V on two observation batches in one critic call (one set of ops, 2N rows)."""
-    v = network.apply(params, jnp.concatenate([obs, other_obs]), method=DiscreteActorCritic.value)
+    v = network.apply(params, jnp.concatenate([obs, other_obs]), method=net_cls.value)
     return v[:obs.shape[0]], v[obs.shape[0]:]
 
   def collect(runner: RunnerState) -> tuple[RunnerState, Rollout]:
@@ -237,12 +277,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       env_state, obs, prev_final_obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
       x = prep(obs, runner.obs_moments)
-      logits = network.apply(runner.params, x, method=DiscreteActorCritic.policy)
+      logits = network.apply(runner.params, x, method=net_cls.policy)
       value, v_prev_final = critic_pair(runner.params, x, prep(prev_final_obs, runner.obs_moments))
-      action = jax.random.categorical(k_act, logits)
-      log_prob = common.categorical_log_prob(logits, action)
+      action, log_prob, env_action = sample_action(k_act, logits)
       obs2, env_state, reward, term, trunc, info = common.step_batch(
-          env, env_params, k_env, env_state, action)
+          env, env_params, k_env, env_state, env_action)
       final_obs = info["final_observation"]
       tr = Transition(obs, action, reward.astype(jnp.float32), final_obs, term, trunc)
       info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",

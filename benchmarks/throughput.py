@@ -20,6 +20,10 @@ Rows (each at every ``--num-envs``):
                        ``rewardjax.rewards.rnd`` imports);
 * ``ppo+counts``       plus ``count_bonus()`` as a second channel (if
                        ``rewardjax.rewards.counts`` imports);
+* ``ppo @brax/<name>`` (and ``ppo+rnd``, ``ppo+counts``) with ``--brax-envs``:
+                       Gaussian-policy PPO on a brax environment (default CPU
+                       backend, ``rewardjax.envs.brax_adapter``); "vs plain ppo"
+                       then compares with the discrete ``--env`` row;
 * ``rejax ppo``        rejax 0.1.3's PPO with the same hyperparameters (if rejax
                        is installed: ``pip install "rewardjax[bench]"``).
 
@@ -107,6 +111,21 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
                                        novelty=channel(bonus(), gamma=0.99, episodic=False)),
         env_id, note))
   return rows, skipped
+
+
+def brax_rows(names: list[str]) -> list[Row]:
+  """Continuous-action rows on brax environments: plain PPO, + RND, + SimHash counts."""
+  rows = []
+  for name in names:
+    env_id = f"brax/{name}"
+    rows.append(_rewardjax_row(f"ppo @{env_id}", None, env_id, "Gaussian policy, extrinsic only"))
+    for label, bonus in (("ppo+rnd", rnd), ("ppo+counts", count_bonus)):
+      rows.append(_rewardjax_row(
+          f"{label} @{env_id}",
+          lambda c, bonus=bonus: combine(extrinsic=channel(extrinsic()),
+                                         novelty=channel(bonus(), gamma=0.99, episodic=False)),
+          env_id, f"{bonus.__name__}() defaults, 2 channels"))
+  return rows
 
 
 # --------------------------------------------------------------------------- #
@@ -329,6 +348,8 @@ def main(argv=None) -> int:
   p.add_argument("--rows", nargs="+", default=None,
                  help="run only these variants (names as in the table)")
   p.add_argument("--no-rejax", action="store_true", help="skip the rejax rows")
+  p.add_argument("--brax-envs", nargs="*", default=[],
+                 help="also time continuous PPO on these brax environments (e.g. inverted_pendulum)")
   p.add_argument("--json", default=None, help="also write the results to this JSON file")
   args = p.parse_args(argv)
 
@@ -336,6 +357,7 @@ def main(argv=None) -> int:
     p.error("--repeats and --seeds must be >= 1, --warmup >= 0")
 
   rows, skipped = rewardjax_rows(args.env, args.potential)
+  rows.extend(brax_rows(args.brax_envs))
   if args.no_rejax:
     skipped.append("rejax ppo: --no-rejax")
   else:

@@ -1,8 +1,10 @@
 """Environments: ``make()``, wrappers and progress functions for known environments."""
 
 from rewardjax.envs import progress_functions
+from rewardjax.envs import brax_adapter  # registers the brax/<name> ids
 from rewardjax.envs.registry import make
 from rewardjax.envs.registry import register
+from rewardjax.envs.registry import register_prefix
 from rewardjax.envs.registry import registered_ids
 from rewardjax.envs.wrappers import EpisodeStatistics
 from rewardjax.envs.wrappers import FlattenObservation

@@ -11,6 +11,8 @@ import gymnax
 # The project's own environments and adapters register factories here:
 # ``factory(**kwargs) -> (env, env_params)``.
 _CUSTOM: dict[str, Callable[..., tuple[Any, Any]]] = {}
+# Families of ids under a prefix (``brax/<name>``): prefix -> (factory(name, **kwargs), names).
+_PREFIXES: dict[str, tuple[Callable[..., tuple[Any, Any]], tuple[str, ...]]] = {}
 
 
 def register(env_id: str, factory: Callable[..., tuple[Any, Any]]) -> None:
@@ -18,8 +20,19 @@ def register(env_id: str, factory: Callable[..., tuple[Any, Any]]) -> None:
   _CUSTOM[env_id] = factory
 
 
+def register_prefix(prefix: str, factory: Callable[..., tuple[Any, Any]],
+                    names: tuple[str, ...] = ()) -> None:
+  """Routes every id ``prefix + name`` to ``factory(name, **kwargs)``.
+
+  ``names`` are listed by ``registered_ids``; the factory itself decides which
+  names exist and raises a ``ValueError`` listing them for any other.
+  """
+  _PREFIXES[prefix] = (factory, tuple(names))
+
+
 def registered_ids() -> list[str]:
-  return sorted(set(gymnax.registered_envs) | set(_CUSTOM))
+  prefixed = {p + n for p, (_, names) in _PREFIXES.items() for n in names}
+  return sorted(set(gymnax.registered_envs) | set(_CUSTOM) | prefixed)
 
 
 def _split_kwargs(env_id: str, kwargs: dict) -> tuple[dict, dict]:
@@ -45,6 +58,9 @@ def make(env_id: str, **kwargs) -> tuple[Any, Any]:
     raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
   if env_id in _CUSTOM:
     return _CUSTOM[env_id](**kwargs)
+  for prefix, (factory, _) in _PREFIXES.items():
+    if env_id.startswith(prefix):
+      return factory(env_id[len(prefix):], **kwargs)
   if env_id not in gymnax.registered_envs:
     close = difflib.get_close_matches(env_id, registered_ids(), n=4, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""

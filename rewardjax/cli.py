@@ -144,7 +144,8 @@ def agent_config(args) -> Any:
 
 def default_out(args) -> Path:
   rewards = re.sub(r"[^A-Za-z0-9._=-]+", "_", args.rewards)[:80]
-  return Path("runs") / f"{args.agent}-{args.env}-{rewards}"
+  env = args.env.replace("/", "_")    # brax/<name> ids: one folder, not two
+  return Path("runs") / f"{args.agent}-{env}-{rewards}"
 
 
 class ProgressTracker:

@@ -75,3 +75,36 @@ class DiscreteActorCritic(nn.Module):
 
   def value(self, obs):
     return self.critic(obs)
+
+
+class ContinuousActorCritic(nn.Module):
+  """A diagonal-Gaussian actor with a state-independent log-std, and a critic.
+
+  The actor's mean comes from an MLP (small final-layer init, so the initial
+  policy is centred); ``log_std`` is one learned parameter per action
+  dimension, initialised to ``init_log_std`` (PureJaxRL / CleanRL continuous
+  PPO). The critic has one head per reward channel.
+  """
+  action_dim: int
+  num_channels: int = 1
+  hidden_sizes: Sequence[int] = (64, 64)
+  activation: str = "tanh"
+  obs_ndim: int = 1
+  init_log_std: float = 0.0
+
+  def setup(self):
+    self.actor = MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01, self.obs_ndim)
+    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, self.obs_ndim)
+    self.log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
+                              (self.action_dim,))
+
+  def __call__(self, obs):
+    """Returns ``((mean [..., A], log_std [..., A]), values [..., C])``."""
+    return self.policy(obs), self.critic(obs)
+
+  def policy(self, obs):
+    mean = self.actor(obs)
+    return mean, jnp.broadcast_to(self.log_std, mean.shape)
+
+  def value(self, obs):
+    return self.critic(obs)

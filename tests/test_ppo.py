@@ -47,10 +47,14 @@ def test_bad_potentials_fail_before_compiling():
     ppo.make_train(cfg, env, params, rjx.rewards.combine(shaping=wide_phi))
 
 
-def test_continuous_actions_rejected_clearly():
+def test_unsupported_action_spaces_rejected_clearly():
+  # Box spaces are supported (tests/test_continuous_ppo.py); a 2-D Box or a Dict is not.
+  from gymnax.environments import spaces
   env, params = rjx.envs.make("Pendulum-v1")
-  with pytest.raises(ValueError, match="discrete"):
-    ppo.make_train(ppo.PPOConfig(total_timesteps=1024), env, params)
+  for space, match in [(spaces.Box(-1.0, 1.0, (2, 2)), "1-D"), (spaces.Dict({}), "Box")]:
+    env.action_space = lambda params=None, space=space: space
+    with pytest.raises(ValueError, match=match):
+      ppo.make_train(ppo.PPOConfig(total_timesteps=1024), env, params)
 
 
 def test_cartpole_solved_on_every_vmapped_seed():
