@@ -125,6 +125,12 @@ class DQNConfig:
     return self.total_timesteps // self.batch_size
 
 
+@dataclasses.dataclass(frozen=True)
+class DDQNConfig(DQNConfig):
+  """``DQNConfig`` with Double DQN on (the CLI's ``--agent ddqn``)."""
+  double_dqn: bool = True
+
+
 class RunnerState(NamedTuple):
   theta: jax.Array          # online Q-network parameters, one flat vector
   target_theta: jax.Array   # target network parameters, flat
@@ -165,6 +171,43 @@ def epsilon_greedy(key, greedy, num_actions, epsilon):
   k_explore, k_action = jax.random.split(key)
   random = jax.random.randint(k_action, greedy.shape, 0, num_actions)
   return jnp.where(jax.random.uniform(k_explore, greedy.shape) < epsilon, random, greedy)
+
+
+def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, episodic,
+           mappings, double_dqn: bool, loss: str = "huber"):
+  """The (n-step, multi-channel, value-mapped) DQN loss on a batch of ``[B, n]`` sequences.
+
+  For every channel ``c`` with mapping ``f_c``: the target of the first step is
+  the n-step return (``q_targets.n_step_target``) bootstrapped from
+  ``f_c⁻¹(q̃_target(s_{k+1}, a*))``, where ``a*`` is greedy on the
+  coefficient-weighted regular-space Q of the target network (DQN) or of the
+  online network (Double DQN); the loss is ``td_loss(q̃_c(s_0, a_0), f_c(G_c))``
+  averaged over the batch and summed over channels.
+
+  Returns ``(loss, metrics)``.
+  """
+  obs_0, action_0 = batch.obs[:, 0], batch.action[:, 0]
+  obs_shape = batch.obs.shape[2:]
+  next_obs = batch.next_obs.reshape((-1,) + obs_shape)                    # [B·n, ...]
+  q_tgt_next = vm.apply(mappings, apply_fn(target_params, next_obs), inverse=True)
+  if double_dqn:
+    # One online pass over obs_0 and the next observations together.
+    q_on_all = apply_fn(params, jnp.concatenate([obs_0, next_obs]))
+    q_on_mapped_0 = q_on_all[:obs_0.shape[0]]
+    q_sel = vm.apply(mappings, q_on_all[obs_0.shape[0]:], inverse=True)
+    v_next = q_targets.double_q_bootstrap(q_tgt_next, q_sel, coefs)
+  else:
+    q_on_mapped_0 = apply_fn(params, obs_0)
+    v_next = q_targets.q_learning_bootstrap(q_tgt_next, coefs)
+  v_next = jax.lax.stop_gradient(v_next).reshape(batch.reward.shape)    # [B, n, C]
+  discount, cont = q_targets.episode_discounts(batch.terminated, batch.truncated, gammas,
+                                               episodic)
+  tm = lambda x: jnp.swapaxes(x, 0, 1)                                   # time-major
+  target = q_targets.n_step_target(tm(batch.reward), tm(discount), tm(v_next), tm(cont))
+  q_taken = q_targets.select(q_on_mapped_0, action_0)                   # [B, C], mapped
+  per = q_targets.td_loss(q_taken, vm.apply(mappings, target), loss)
+  value = per.mean(0).sum()
+  return value, {"loss": value, "q_mean": q_taken.mean()}
 
 
 def make_train(config: DQNConfig, env, env_params, rewards=None,
@@ -217,40 +260,19 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   target_every = max(1, config.target_update_interval // config.batch_size)
 
   def q_values(params, obs):
-    """Q in the regular space ``[..., A, C]`` and the raw (mapped) head outputs."""
-    q_mapped = network.apply(params, obs)
-    return vm.apply(mappings, q_mapped, inverse=True), q_mapped
+    """Q in the regular space ``[..., A, C]``."""
+    return vm.apply(mappings, network.apply(params, obs), inverse=True)
 
   def loss_fn(theta, target_theta, unravel, batch: Stored):
-    # batch leaves: [B, n, ...]; time-major for the return recursion.
-    params = unravel(theta)
-    obs_0, action_0 = batch.obs[:, 0], batch.action[:, 0]
-    # One forward pass of the online net over obs_0 and (for Double DQN) the
-    # n next observations, and one of the target net over the next observations.
-    next_obs = batch.next_obs.reshape((-1,) + obs_shape)
-    q_tgt_next, _ = q_values(unravel(target_theta), next_obs)
-    if config.double_dqn:
-      q_on, q_on_mapped = q_values(params, jnp.concatenate([obs_0, next_obs]))
-      q_on_mapped_0 = q_on_mapped[:obs_0.shape[0]]
-      v_next = q_targets.double_q_bootstrap(q_tgt_next, q_on[obs_0.shape[0]:], coefs)
-    else:
-      _, q_on_mapped_0 = q_values(params, obs_0)
-      v_next = q_targets.q_learning_bootstrap(q_tgt_next, coefs)
-    v_next = jax.lax.stop_gradient(v_next).reshape(batch.reward.shape)      # [B, n, C]
-    discount, cont = q_targets.episode_discounts(
-        batch.terminated, batch.truncated, channels.gammas, channels.episodic)
-    tm = lambda x: jnp.swapaxes(x, 0, 1)
-    target = q_targets.n_step_target(tm(batch.reward), tm(discount), tm(v_next), tm(cont))  # [B, C]
-    q_taken = q_targets.select(q_on_mapped_0, action_0)                     # [B, C] mapped
-    per = q_targets.td_loss(q_taken, vm.apply(mappings, target), config.loss)
-    loss = per.mean(0).sum()
-    return loss, {"loss": loss, "q_mean": q_taken.mean()}
+    return q_loss(network.apply, unravel(theta), unravel(target_theta), batch, coefs=coefs,
+                  gammas=channels.gammas, episodic=channels.episodic, mappings=mappings,
+                  double_dqn=config.double_dqn, loss=config.loss)
 
   def rollout(runner: RunnerState, params, epsilon):
     def step(carry, _):
       env_state, obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
-      q, _ = q_values(params, obs)
+      q = q_values(params, obs)
       action = epsilon_greedy(k_act, q_targets.greedy_action(q, coefs), num_actions, epsilon)
       obs2, env_state, reward, term, trunc, info = common.step_batch(
           env, env_params, k_env, env_state, action)
