@@ -68,6 +68,7 @@ class DQNConfig:
   buffer_size: int = 100_000      # transitions kept (rounded to whole env columns)
   learning_starts: int = 10_000   # env steps of ε-greedy (ε from the schedule) before learning
   lr: float = 5e-4
+  anneal_lr: bool = False         # linear decay of lr to 0 over training
   max_grad_norm: float = 10.0
   gamma: float = 0.99             # default γ for channels that do not set one
   n_step: int = 1
@@ -255,7 +256,9 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       min_length_time_axis=max(n, config.num_steps),
       max_length_time_axis=max(config.buffer_size // config.num_envs, 2 * max(n, config.num_steps)),
   )
-  tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr))
+  lr = (optax.linear_schedule(config.lr, 0.0, num_updates * config.num_gradient_steps)
+        if config.anneal_lr else config.lr)
+  tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
   # Target updates happen on update boundaries: every k updates.
   target_every = max(1, config.target_update_interval // config.batch_size)
 
