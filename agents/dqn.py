@@ -68,7 +68,7 @@ class DQNConfig:
   buffer_size: int = 100_000      # transitions kept (rounded to whole env columns)
   learning_starts: int = 10_000   # env steps of ε-greedy (ε from the schedule) before learning
   lr: float = 5e-4
-  anneal_lr: bool = False         # linear decay of lr to 0 over training
+  anneal_lr: bool = True          # linear decay of lr to 0 over training
   max_grad_norm: float = 10.0
   gamma: float = 0.99             # default γ for channels that do not set one
   n_step: int = 1
@@ -81,7 +81,9 @@ class DQNConfig:
   exploration_fraction: float = 0.2     # ε decays linearly over this share of training
   hidden_sizes: tuple[int, ...] = (128, 128)
   activation: str = "relu"
-  layer_norm: bool = False
+  # LayerNorm after each hidden layer (with lr annealing) made CartPole runs far
+  # more stable here; see benchmarks/RESULTS.md.
+  layer_norm: bool = True
   # One mapping for every channel, or one per channel ("identity", "log").
   value_mapping: tuple[str, ...] = ("identity",)
 
