@@ -121,7 +121,9 @@ def main(argv=None):
               num_minibatches=32, update_epochs=2, lr=2.5e-4, hidden_sizes=(256, 256))
     res["random_return"] = rnd
     results.append(res)
-    print(fmt(res))
+    print("| agent | env | steps | final return per seed | last-5% mean per seed | wall s |")
+    print("|---|---|---|---|---|---|")
+    print(fmt(res).rsplit("|", 3)[0] + f"| {res['wall_s']:.0f} |")
     print("curve (env steps: mean return over seeds):")
     for s, r in zip(res["curve_steps"], res["curve_mean_return"]):
       print(f"  {s:>10,}: {r:.2f}")
