@@ -77,7 +77,7 @@ class DQNConfig:
   target_update_interval: int = 1_000   # env steps between target updates
   tau: float = 1.0                # 1: hard copy; < 1: Polyak averaging
   eps_start: float = 1.0
-  eps_end: float = 0.05
+  eps_end: float = 0.01           # training returns are ε-greedy: ε's floor shows in them
   exploration_fraction: float = 0.2     # ε decays linearly over this share of training
   hidden_sizes: tuple[int, ...] = (128, 128)
   activation: str = "relu"

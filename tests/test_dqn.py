@@ -165,7 +165,7 @@ def test_counts_plug_in_and_metrics():
   assert np.isnan(loss[steps < 256]).all() and np.isfinite(loss[steps >= 256]).all()
   # ε follows the linear schedule.
   eps = np.asarray(m["epsilon"])
-  assert eps[0] == 1.0 and np.all(np.diff(eps) <= 0) and eps[-1] == pytest.approx(0.05)
+  assert eps[0] == 1.0 and np.all(np.diff(eps) <= 0) and eps[-1] == pytest.approx(0.01)
   # The counts saw every collected transition exactly once.
   counts = out.runner_state.reward_state[1].module.counts      # [1 row, table]
   assert int(counts.sum()) == n * cfg.batch_size
