@@ -50,7 +50,8 @@ def dqn_config(steps: int) -> dqn.DQNConfig:
       minibatch_size=100, buffer_size=50_000, learning_starts=5_000, lr=1e-3,
       max_grad_norm=10.0, gamma=0.99, double_dqn=True, loss="mse",
       target_update_interval=10, tau=0.02, eps_start=1.0, eps_end=0.05,
-      exploration_fraction=0.5, hidden_sizes=(64, 64), activation="silu")
+      exploration_fraction=0.5, hidden_sizes=(64, 64), activation="silu",
+      layer_norm=False, anneal_lr=False)     # rejax's DQN has neither
 
 
 def pqn_config(steps: int) -> pqn.PQNConfig:
