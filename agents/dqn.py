@@ -68,7 +68,10 @@ class DQNConfig:
   buffer_size: int = 100_000      # transitions kept (rounded to whole env columns)
   learning_starts: int = 10_000   # env steps of ε-greedy (ε from the schedule) before learning
   lr: float = 5e-4
-  anneal_lr: bool = True          # linear decay of lr to 0 over training
+  # Linear lr decay over num_updates · num_gradient_steps optimiser steps; since
+  # no step is taken before learning_starts, lr ends at ≈ learning_starts /
+  # total_timesteps of its initial value rather than at 0.
+  anneal_lr: bool = True
   max_grad_norm: float = 10.0
   gamma: float = 0.99             # default γ for channels that do not set one
   n_step: int = 1
