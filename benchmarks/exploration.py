@@ -11,7 +11,8 @@ episode of every update (``episode_return_max``):
 * MountainCar-v0: an episode that reaches the flag ends before the 200-step time
   limit, so goal ⇔ return > −200.
 
-Arms share one PPO config, and each arm is a ``--rewards`` spec with the
+PPO arms share one PPO config; ``pqn*`` arms use ``PQNConfig`` defaults (32
+envs × 64 steps, ε 1 → 0.05 over the first 20 % of steps) with ``--num-envs``. Each arm is a ``--rewards`` spec with the
 library's defaults (bonus channels: coefficient 1, γ 0.99, non-episodic, counts
 normalised by the std of their discounted return; RND normalises itself) — no
 per-environment bonus tuning.
@@ -34,7 +35,7 @@ import numpy as np
 
 import rewardjax as rjx
 from rewardjax import spec
-from rewardjax.agents import ppo
+from rewardjax.agents import ppo, pqn
 
 # Each arm is a ``--rewards`` spec, exactly as the CLI takes it: library defaults.
 ARMS = {
@@ -43,16 +44,23 @@ ARMS = {
     "ppo+rnd": "extrinsic+rnd",
     "ppo+progress_counts": "extrinsic+progress_counts",
     "ppo+progress_potential": "extrinsic+potential",
+    # PQN (ε-greedy Q(λ), PQNConfig defaults but num_envs) with the same specs.
+    "pqn": "extrinsic",
+    "pqn+counts": "extrinsic+counts",
+    "pqn+rnd": "extrinsic+rnd",
 }
 GOAL_THRESHOLD = {"DeepSea-bsuite": 0.5, "MountainCar-v0": -199.5}
 
 
 def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0):
   env, params = rjx.envs.make(env_id, **env_kwargs)
-  cfg = ppo.PPOConfig(total_timesteps=steps, **config_kwargs)
+  if arm.startswith("pqn"):
+    agent, cfg = pqn, pqn.PQNConfig(total_timesteps=steps, num_envs=config_kwargs["num_envs"])
+  else:
+    agent, cfg = ppo, ppo.PPOConfig(total_timesteps=steps, **config_kwargs)
   rewards = spec.parse_rewards(ARMS[arm], env_id=env_id, env=env, env_params=params,
                               gamma=cfg.gamma)
-  train = jax.jit(jax.vmap(ppo.make_train(cfg, env, params, rewards)))
+  train = jax.jit(jax.vmap(agent.make_train(cfg, env, params, rewards)))
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
   t0 = time.time()
   out = jax.block_until_ready(train(keys))

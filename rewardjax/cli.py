@@ -42,11 +42,14 @@ from rich.table import Table
 from rich.text import Text
 
 from rewardjax import checkpoint, envs, plots, sharding, spec, writers
-from rewardjax.agents import ppo
+from rewardjax.agents import dqn, ppo, pqn
 
 # name -> (config dataclass, make_train(config, env, env_params, rewards, [callback])).
 AGENTS: dict[str, tuple[type, Callable]] = {
     "ppo": (ppo.PPOConfig, ppo.make_train),
+    "dqn": (dqn.DQNConfig, dqn.make_train),
+    "ddqn": (dqn.DDQNConfig, dqn.make_train),
+    "pqn": (pqn.PQNConfig, pqn.make_train),
 }
 
 
@@ -522,7 +525,7 @@ def run(args, console: Console | None = None) -> int:
         f"[bold red]error:[/bold red] non-finite values (NaN/inf) in the agent's parameters "
         f"or rewards, first at update {update} (env step {steps}) in seed(s) "
         f"{', '.join(str(row_names[i]) for i in bad)}. Results after that point are "
-        "meaningless; lower the learning rate (--ppo.lr) or check the reward "
+        f"meaningless; lower the learning rate (--{args.agent}.lr) or check the reward "
         "scales and progress functions.")
     return 1
   return 0

@@ -108,3 +108,23 @@ class ContinuousActorCritic(nn.Module):
 
   def value(self, obs):
     return self.critic(obs)
+
+
+class QNetwork(nn.Module):
+  """An MLP Q-network with one head per reward channel: ``obs -> q [..., A, C]``.
+
+  ``layer_norm=True`` normalises every hidden layer, as PQN requires for stable
+  TD learning without a target network (Gallici et al. 2024).
+  """
+  num_actions: int
+  num_channels: int = 1
+  hidden_sizes: Sequence[int] = (64, 64)
+  activation: str = "relu"
+  obs_ndim: int = 1
+  layer_norm: bool = False
+
+  @nn.compact
+  def __call__(self, obs):
+    q = MLP(self.hidden_sizes, self.num_actions * self.num_channels, self.activation, 1.0,
+            self.obs_ndim, self.layer_norm)(obs)
+    return q.reshape(q.shape[:-1] + (self.num_actions, self.num_channels))

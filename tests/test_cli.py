@@ -138,9 +138,9 @@ def test_malformed_arguments_and_help_return_a_status(capsys):
 
 
 def test_unknown_agent(tmp_path, capsys):
-  rc = cli.main(["train", "--agent", "dqn", "--out", str(tmp_path / "x")])
+  rc = cli.main(["train", "--agent", "sac", "--out", str(tmp_path / "x")])
   assert rc == 2
-  assert "unknown agent 'dqn'; available: ppo" in normalized(capsys.readouterr().err)
+  assert "unknown agent 'sac'; available: ppo" in normalized(capsys.readouterr().err)
 
 
 # --------------------------------------------------------------------------- fake agent

@@ -1,0 +1,380 @@
+"""DQN and Double DQN with n-step returns and multi-channel rewards.
+
+Mnih et al. 2015 ("Human-level control through deep reinforcement learning"),
+van Hasselt, Guez & Silver 2016 (Double DQN), n-step targets as in Hessel et
+al. 2018. One readable file in the PureJaxRL mould: ``make_train(config, env,
+env_params, rewards)`` returns a pure ``train(key)``; the replay buffer is a
+flashbax trajectory buffer living in the runner state, so the whole run —
+acting, reward modules, replay, gradient steps — is one ``jax.lax.scan`` that
+can be jitted and vmapped over seeds::
+
+    train = make_train(DQNConfig(double_dqn=True), *rjx.envs.make("CartPole-v1"))
+    out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 4))
+
+Per update: every one of ``num_envs`` environments takes ``num_steps``
+ε-greedy steps; the reward channels score that ``[T, N]`` rollout; the reward
+modules are updated on it; the rollout (with one reward per channel) is added
+to the buffer; then ``num_gradient_steps`` minibatches of ``n_step``-long
+sequences are sampled and the Q-network takes one Adam step on each. The
+target network follows the online one (hard copy, or Polyak with ``tau < 1``)
+every ``target_update_interval`` env steps.
+
+Where intrinsic rewards are computed. At COLLECTION time, with the reward
+modules' state of that moment, and stored in the buffer, one reward per
+channel — as count-based DQN agents do (Bellemare et al. 2016; Tang et al.
+2017). Reasons: (1) the reward-module contract reads time-major ``[T, N]``
+batches (episodic counts reset along time, return-std normalisation runs a
+discounted sum along time), and replay samples have no such order; (2) each
+transition is scored once, not once per replay, which keeps RND-like modules'
+cost independent of the replay ratio; (3) the module learns from each
+transition exactly once, when it is new. The price: stored bonuses are those
+of the moment of the visit (a count bonus is not re-decayed while in replay).
+
+Reward channels: the Q-network has one head per channel, each with its own γ,
+episodic flag and value mapping (``rewardjax.value_mapping``); actions are
+greedy on ``Σ_c coef_c · f_c⁻¹(q̃_c)`` (``rewardjax.q_targets``). With the
+default single extrinsic channel and identity mapping this is plain DQN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flashbax as fbx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from rewardjax import q_targets
+from rewardjax import value_mapping as vm
+from rewardjax.agents import common
+from rewardjax.nets import ACTIVATIONS, QNetwork
+from rewardjax.rewards.channels import as_channels
+from rewardjax.types import Transition
+
+LOSSES = ("huber", "mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+  """DQN hyperparameters (CartPole-scale defaults)."""
+  total_timesteps: int = 500_000
+  num_envs: int = 8               # environments stepped together
+  num_steps: int = 4              # steps per environment between learning phases
+  num_gradient_steps: int = 4     # minibatch updates per learning phase
+  minibatch_size: int = 128
+  buffer_size: int = 100_000      # transitions kept (rounded to whole env columns)
+  learning_starts: int = 10_000   # env steps of ε-greedy (ε from the schedule) before learning
+  lr: float = 5e-4
+  # Linear lr decay over num_updates · num_gradient_steps optimiser steps; since
+  # no step is taken before learning_starts, lr ends at ≈ learning_starts /
+  # total_timesteps of its initial value rather than at 0.
+  anneal_lr: bool = True
+  max_grad_norm: float = 10.0
+  gamma: float = 0.99             # default γ for channels that do not set one
+  n_step: int = 1
+  double_dqn: bool = False
+  loss: str = "huber"             # "huber" or "mse"
+  target_update_interval: int = 1_000   # env steps between target updates
+  tau: float = 1.0                # 1: hard copy; < 1: Polyak averaging
+  eps_start: float = 1.0
+  eps_end: float = 0.01           # training returns are ε-greedy: ε's floor shows in them
+  exploration_fraction: float = 0.2     # ε decays linearly over this share of training
+  hidden_sizes: tuple[int, ...] = (128, 128)
+  activation: str = "relu"
+  # LayerNorm after each hidden layer (with lr annealing) made CartPole runs far
+  # more stable here; see benchmarks/RESULTS.md.
+  layer_norm: bool = True
+  # One mapping for every channel, or one per channel ("identity", "log").
+  value_mapping: tuple[str, ...] = ("identity",)
+
+  def __post_init__(self):
+    for name in ("total_timesteps", "num_envs", "num_steps", "num_gradient_steps",
+                 "minibatch_size", "buffer_size", "n_step", "target_update_interval"):
+      common.check_positive(name, getattr(self, name), integer=True)
+    common.check_positive("learning_starts", self.learning_starts, integer=True, allow_zero=True)
+    common.check_unit_interval("gamma", self.gamma)
+    common.check_unit_interval("tau", self.tau)
+    common.check_positive("lr", self.lr)
+    common.check_positive("max_grad_norm", self.max_grad_norm)
+    for name in ("eps_start", "eps_end"):
+      common.check_unit_interval(name, getattr(self, name), closed_low=True)
+    common.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
+    if self.loss not in LOSSES:
+      raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+    for name in ([self.value_mapping] if isinstance(self.value_mapping, str) else self.value_mapping):
+      vm.get(name)
+    if self.total_timesteps < self.batch_size:
+      raise ValueError(
+          f"total_timesteps ({self.total_timesteps}) is smaller than one collection "
+          f"(num_envs * num_steps = {self.batch_size})")
+    if self.buffer_size < self.num_envs * max(self.n_step, self.num_steps) * 2:
+      raise ValueError(
+          f"buffer_size ({self.buffer_size}) must hold at least two collections of "
+          f"num_envs * max(n_step, num_steps) = {self.num_envs * max(self.n_step, self.num_steps)} "
+          "transitions")
+    if self.learning_starts >= self.total_timesteps:
+      raise ValueError(f"learning_starts ({self.learning_starts}) must be smaller than "
+                       f"total_timesteps ({self.total_timesteps})")
+
+  @property
+  def batch_size(self) -> int:
+    """Env steps per update (all environments)."""
+    return self.num_envs * self.num_steps
+
+  @property
+  def num_updates(self) -> int:
+    return self.total_timesteps // self.batch_size
+
+
+@dataclasses.dataclass(frozen=True)
+class DDQNConfig(DQNConfig):
+  """``DQNConfig`` with Double DQN on (the CLI's ``--agent ddqn``)."""
+  double_dqn: bool = True
+
+
+class RunnerState(NamedTuple):
+  theta: jax.Array          # online Q-network parameters, one flat vector
+  target_theta: jax.Array   # target network parameters, flat
+  opt_state: Any
+  buffer_state: Any         # flashbax trajectory buffer
+  reward_state: Any
+  env_state: Any
+  obs: jax.Array
+  env_steps: jax.Array      # int32 scalar
+  key: jax.Array
+
+
+class TrainOutput(NamedTuple):
+  """``runner_state``: the final state; ``metrics``: arrays with a leading ``[num_updates]`` axis."""
+  runner_state: RunnerState
+  metrics: dict
+
+
+class Stored(NamedTuple):
+  """What the buffer keeps per transition (one reward per channel)."""
+  obs: jax.Array
+  action: jax.Array
+  reward: jax.Array          # [C]
+  next_obs: jax.Array        # true next observation
+  terminated: jax.Array
+  truncated: jax.Array
+
+
+def linear_epsilon(config, env_steps):
+  """ε decays linearly from ``eps_start`` to ``eps_end`` over ``exploration_fraction`` of training."""
+  horizon = max(config.exploration_fraction * config.total_timesteps, 1.0)
+  frac = jnp.clip(env_steps / horizon, 0.0, 1.0)
+  return config.eps_start + frac * (config.eps_end - config.eps_start)
+
+
+def epsilon_greedy(key, greedy, num_actions, epsilon):
+  """Greedy actions replaced by uniform ones with probability ε."""
+  k_explore, k_action = jax.random.split(key)
+  random = jax.random.randint(k_action, greedy.shape, 0, num_actions)
+  return jnp.where(jax.random.uniform(k_explore, greedy.shape) < epsilon, random, greedy)
+
+
+def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, episodic,
+           mappings, double_dqn: bool, loss: str = "huber"):
+  """The (n-step, multi-channel, value-mapped) DQN loss on a batch of ``[B, n]`` sequences.
+
+  For every channel ``c`` with mapping ``f_c``: the target of the first step is
+  the n-step return (``q_targets.n_step_target``) bootstrapped from
+  ``f_c⁻¹(q̃_target(s_{k+1}, a*))``, where ``a*`` is greedy on the
+  coefficient-weighted regular-space Q of the target network (DQN) or of the
+  online network (Double DQN); the loss is ``td_loss(q̃_c(s_0, a_0), f_c(G_c))``
+  averaged over the batch and summed over channels.
+
+  Returns ``(loss, metrics)``.
+  """
+  obs_0, action_0 = batch.obs[:, 0], batch.action[:, 0]
+  obs_shape = batch.obs.shape[2:]
+  next_obs = batch.next_obs.reshape((-1,) + obs_shape)                    # [B·n, ...]
+  q_tgt_next = vm.apply(mappings, apply_fn(target_params, next_obs), inverse=True)
+  if double_dqn:
+    # One online pass over obs_0 and the next observations together.
+    q_on_all = apply_fn(params, jnp.concatenate([obs_0, next_obs]))
+    q_on_mapped_0 = q_on_all[:obs_0.shape[0]]
+    q_sel = vm.apply(mappings, q_on_all[obs_0.shape[0]:], inverse=True)
+    v_next = q_targets.double_q_bootstrap(q_tgt_next, q_sel, coefs)
+  else:
+    q_on_mapped_0 = apply_fn(params, obs_0)
+    v_next = q_targets.q_learning_bootstrap(q_tgt_next, coefs)
+  v_next = jax.lax.stop_gradient(v_next).reshape(batch.reward.shape)    # [B, n, C]
+  discount, cont = q_targets.episode_discounts(batch.terminated, batch.truncated, gammas,
+                                               episodic)
+  tm = lambda x: jnp.swapaxes(x, 0, 1)                                   # time-major
+  target = q_targets.n_step_target(tm(batch.reward), tm(discount), tm(v_next), tm(cont))
+  q_taken = q_targets.select(q_on_mapped_0, action_0)                   # [B, C], mapped
+  per = q_targets.td_loss(q_taken, vm.apply(mappings, target), loss)
+  value = per.mean(0).sum()
+  return value, {"loss": value, "q_mean": q_taken.mean()}
+
+
+def make_train(config: DQNConfig, env, env_params, rewards=None,
+               callback: Callable[[dict], None] | None = None,
+               check_rewards: bool = True) -> Callable[[jax.Array], TrainOutput]:
+  """Builds ``train(key) -> TrainOutput`` for a discrete-action environment.
+
+  Args:
+    config: a ``DQNConfig``.
+    env, env_params: a gymnax-1.0-style environment (``rewardjax.envs.make``).
+    rewards: ``None`` (extrinsic reward only), a reward module, a channel, or
+      ``rewardjax.rewards.combine(...)``; one Q head per channel.
+    callback: optional host function called after every update with
+      ``update``, ``env_steps`` and ``episode_return`` (once per vmapped seed).
+    check_rewards: run the reward channels once on a small random rollout before
+      compiling, so bad potentials or modules fail fast with a named error.
+  """
+  if not isinstance(config, DQNConfig):
+    raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
+  space = env.action_space(env_params)
+  if not hasattr(space, "n"):
+    raise ValueError(
+        f"DQN needs a discrete action space; {type(space).__name__} given")
+  channels = as_channels(rewards).resolve(config.gamma)
+  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
+  env = common.with_episode_statistics(env)
+  if check_rewards:
+    common.check_rewards(channels, env, env_params)
+
+  num_actions = int(space.n)
+  num_channels = channels.num_channels
+  obs_shape = env.observation_space(env_params).shape
+  network = QNetwork(num_actions, num_channels, tuple(config.hidden_sizes), config.activation,
+                     len(obs_shape), config.layer_norm)
+  coefs = jnp.asarray(channels.coefs, jnp.float32)
+  num_updates = config.num_updates
+  n = config.n_step
+
+  # Time is the buffer's second axis: one column of transitions per environment.
+  buffer = fbx.make_trajectory_buffer(
+      add_batch_size=config.num_envs,
+      sample_batch_size=config.minibatch_size,
+      sample_sequence_length=n,
+      period=1,
+      min_length_time_axis=max(n, config.num_steps),
+      max_length_time_axis=max(config.buffer_size // config.num_envs, 2 * max(n, config.num_steps)),
+  )
+  lr = (optax.linear_schedule(config.lr, 0.0, num_updates * config.num_gradient_steps)
+        if config.anneal_lr else config.lr)
+  tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+  # Target updates happen on update boundaries: every k updates.
+  target_every = max(1, config.target_update_interval // config.batch_size)
+
+  def q_values(params, obs):
+    """Q in the regular space ``[..., A, C]``."""
+    return vm.apply(mappings, network.apply(params, obs), inverse=True)
+
+  def loss_fn(theta, target_theta, unravel, batch: Stored):
+    return q_loss(network.apply, unravel(theta), unravel(target_theta), batch, coefs=coefs,
+                  gammas=channels.gammas, episodic=channels.episodic, mappings=mappings,
+                  double_dqn=config.double_dqn, loss=config.loss)
+
+  def rollout(runner: RunnerState, params, epsilon):
+    def step(carry, _):
+      env_state, obs, key = carry
+      key, k_act, k_env = jax.random.split(key, 3)
+      q = q_values(params, obs)
+      action = epsilon_greedy(k_act, q_targets.greedy_action(q, coefs), num_actions, epsilon)
+      obs2, env_state, reward, term, trunc, info = common.step_batch(
+          env, env_params, k_env, env_state, action)
+      tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
+                      term, trunc)
+      info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
+                                   "episode_count")}
+      return (env_state, obs2, key), (tr, info)
+
+    (env_state, obs, key), (traj, info) = jax.lax.scan(
+        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj, info
+
+  def make_update(unravel):
+    def learn(theta, opt_state, target_theta, buffer_state, key):
+      def grad_step(carry, k):
+        theta, opt_state = carry
+        batch = buffer.sample(buffer_state, k).experience
+        grads, m = jax.grad(loss_fn, has_aux=True)(theta, target_theta, unravel, batch)
+        updates, opt_state = tx.update(grads, opt_state, theta)
+        return (optax.apply_updates(theta, updates), opt_state), m
+
+      (theta, opt_state), m = jax.lax.scan(
+          grad_step, (theta, opt_state), jax.random.split(key, config.num_gradient_steps))
+      return theta, opt_state, {k: v.mean() for k, v in m.items()}
+
+    def skip(theta, opt_state, target_theta, buffer_state, key):
+      del target_theta, buffer_state, key
+      return theta, opt_state, {"loss": jnp.float32(jnp.nan), "q_mean": jnp.float32(jnp.nan)}
+
+    def update(runner: RunnerState, i):
+      epsilon = linear_epsilon(config, runner.env_steps)
+      runner, tr, info = rollout(runner, unravel(runner.theta), epsilon)
+      key, k_reward, k_learn = jax.random.split(runner.key, 3)
+
+      # Rewards of every channel from the modules' current state, then their update.
+      r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
+      reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
+      stored = Stored(tr.obs, tr.action, r, tr.next_obs, tr.terminated, tr.truncated)
+      buffer_state = buffer.add(runner.buffer_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), stored))
+      env_steps = runner.env_steps + config.batch_size
+
+      # Learning waits for learning_starts steps and for n steps per environment
+      # (an n-step sequence must exist in every sampled column).
+      theta, opt_state, losses = jax.lax.cond(
+          env_steps >= max(config.learning_starts, config.num_envs * n), learn, skip,
+          runner.theta, runner.opt_state, runner.target_theta, buffer_state, k_learn)
+      do_target = (i + 1) % target_every == 0
+      target_theta = jnp.where(
+          do_target, config.tau * theta + (1.0 - config.tau) * runner.target_theta,
+          runner.target_theta)
+
+      metrics = dict(losses)
+      metrics["epsilon"] = epsilon
+      metrics.update(common.episode_metrics(info))
+      for c, name in enumerate(channels.names):
+        metrics[f"reward/{name}"] = r[..., c].mean()
+      metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
+      metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+      runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
+                               buffer_state=buffer_state, reward_state=reward_state,
+                               env_steps=env_steps, key=key)
+      return runner, metrics
+
+    return update
+
+  def train(key: jax.Array) -> TrainOutput:
+    k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
+    obs, env_state = common.reset_batch(env, env_params, k_env, config.num_envs)
+    params = network.init(k_net, obs)
+    theta, unravel = ravel_pytree(params)
+    example = common.random_rollout(env, env_params, k_example, config.num_steps,
+                                    config.num_envs)
+    reward_state = channels.init(k_reward, example)
+    item = Stored(example.obs[0, 0], example.action[0, 0],
+                  jnp.zeros((num_channels,), jnp.float32), example.next_obs[0, 0],
+                  example.terminated[0, 0], example.truncated[0, 0])
+    buffer_state = buffer.init(item)
+    # The optimiser works on one flat parameter vector: on CPU each pytree leaf
+    # costs Adam and global-norm clipping several small ops per step, and a
+    # Polyak target update is then one fused multiply-add.
+    runner = RunnerState(theta, theta, tx.init(theta), buffer_state, reward_state, env_state,
+                         obs, jnp.int32(0), k_run)
+    update = make_update(unravel)
+
+    def body(runner, i):
+      runner, metrics = update(runner, i)
+      metrics["update"] = i + 1
+      metrics["env_steps"] = (i + 1) * config.batch_size
+      common.progress_callback(callback, {
+          k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+      return runner, metrics
+
+    runner, metrics = jax.lax.scan(body, runner, jnp.arange(num_updates))
+    return TrainOutput(runner, metrics)
+
+  return train

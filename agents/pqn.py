@@ -1,0 +1,278 @@
+"""PQN: Parallelised Q-Network with Q(λ) returns and multi-channel rewards.
+
+Gallici et al. 2024, "Simplifying Deep Temporal Difference Learning": no
+replay buffer and no target network; many vmapped environments decorrelate the
+data, LayerNorm in the Q-network keeps TD learning stable, and Q(λ) returns
+computed over each rollout replace n-step replay targets. One readable file in
+the PureJaxRL mould::
+
+    train = make_train(PQNConfig(), *rjx.envs.make("CartPole-v1"))
+    out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 4))
+
+Per update: ``num_envs`` environments take ``num_steps`` ε-greedy steps; the
+reward channels score the ``[T, N]`` rollout and are updated on it; each
+channel's Q(λ) returns are computed with the network of collection time
+(``q_targets.lambda_returns``); then ``update_epochs`` epochs of
+``num_minibatches`` minibatch regressions of Q(s, a) onto those returns.
+
+Episode ends (``rewardjax.returns.channel_bootstrap``): in an episodic channel
+a terminated step bootstraps from 0 and a truncated step from Q of the TRUE
+final observation, and the λ-return never runs past either; a non-episodic
+channel bootstraps from the next observation of the rollout and runs on.
+
+Reward channels: one Q head per channel (own γ, episodic flag and value
+mapping); actions are greedy on ``Σ_c coef_c · f_c⁻¹(q̃_c)`` and every head
+bootstraps at that shared greedy action (``rewardjax.q_targets``). Intrinsic
+rewards are computed on the collected rollout, as for PPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from rewardjax import q_targets
+from rewardjax import value_mapping as vm
+from rewardjax.agents import common
+from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
+from rewardjax.nets import ACTIVATIONS, QNetwork
+from rewardjax.returns import channel_bootstrap
+from rewardjax.rewards.channels import as_channels
+from rewardjax.types import Transition
+
+LOSSES = ("huber", "mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class PQNConfig:
+  """PQN hyperparameters; defaults follow purejaxql's CartPole settings."""
+  total_timesteps: int = 500_000
+  num_envs: int = 32
+  num_steps: int = 64
+  update_epochs: int = 4
+  num_minibatches: int = 16
+  lr: float = 1e-4
+  anneal_lr: bool = False
+  max_grad_norm: float = 10.0
+  gamma: float = 0.99            # default γ for channels that do not set one
+  q_lambda: float = 0.95
+  loss: str = "mse"              # "mse" (½ error², as in the paper) or "huber"
+  eps_start: float = 1.0
+  eps_end: float = 0.05
+  exploration_fraction: float = 0.2   # ε decays linearly over this share of training
+  hidden_sizes: tuple[int, ...] = (128, 128)
+  activation: str = "relu"
+  layer_norm: bool = True
+  # One mapping for every channel, or one per channel ("identity", "log").
+  value_mapping: tuple[str, ...] = ("identity",)
+
+  def __post_init__(self):
+    for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
+      common.check_positive(name, getattr(self, name), integer=True)
+    common.check_unit_interval("gamma", self.gamma)
+    common.check_unit_interval("q_lambda", self.q_lambda, closed_low=True)
+    common.check_positive("lr", self.lr)
+    common.check_positive("max_grad_norm", self.max_grad_norm)
+    for name in ("eps_start", "eps_end"):
+      common.check_unit_interval(name, getattr(self, name), closed_low=True)
+    common.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
+    if self.loss not in LOSSES:
+      raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+    for name in ([self.value_mapping] if isinstance(self.value_mapping, str) else self.value_mapping):
+      vm.get(name)
+    if self.batch_size % self.num_minibatches:
+      raise ValueError(
+          f"num_envs * num_steps ({self.num_envs} * {self.num_steps} = {self.batch_size}) "
+          f"must be divisible by num_minibatches ({self.num_minibatches})")
+    if self.total_timesteps < self.batch_size:
+      raise ValueError(
+          f"total_timesteps ({self.total_timesteps}) is smaller than one rollout "
+          f"(num_envs * num_steps = {self.batch_size})")
+
+  @property
+  def batch_size(self) -> int:
+    return self.num_envs * self.num_steps
+
+  @property
+  def num_updates(self) -> int:
+    return self.total_timesteps // self.batch_size
+
+
+class RunnerState(NamedTuple):
+  theta: jax.Array          # Q-network parameters, one flat vector
+  opt_state: Any
+  reward_state: Any
+  env_state: Any
+  obs: jax.Array
+  env_steps: jax.Array
+  key: jax.Array
+
+
+class TrainOutput(NamedTuple):
+  """``runner_state``: the final state; ``metrics``: arrays with a leading ``[num_updates]`` axis."""
+  runner_state: RunnerState
+  metrics: dict
+
+
+def make_train(config: PQNConfig, env, env_params, rewards=None,
+               callback: Callable[[dict], None] | None = None,
+               check_rewards: bool = True) -> Callable[[jax.Array], TrainOutput]:
+  """Builds ``train(key) -> TrainOutput`` for a discrete-action environment.
+
+  Args:
+    config: a ``PQNConfig``.
+    env, env_params: a gymnax-1.0-style environment (``rewardjax.envs.make``).
+    rewards: ``None`` (extrinsic reward only), a reward module, a channel, or
+      ``rewardjax.rewards.combine(...)``; one Q head per channel.
+    callback: optional host function called after every update with
+      ``update``, ``env_steps`` and ``episode_return`` (once per vmapped seed).
+    check_rewards: run the reward channels once on a small random rollout before
+      compiling, so bad potentials or modules fail fast with a named error.
+  """
+  if not isinstance(config, PQNConfig):
+    raise TypeError(f"config must be a PQNConfig, got {type(config).__name__}")
+  space = env.action_space(env_params)
+  if not hasattr(space, "n"):
+    raise ValueError(f"PQN needs a discrete action space; {type(space).__name__} given")
+  channels = as_channels(rewards).resolve(config.gamma)
+  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
+  env = common.with_episode_statistics(env)
+  if check_rewards:
+    common.check_rewards(channels, env, env_params)
+
+  num_actions = int(space.n)
+  obs_shape = env.observation_space(env_params).shape
+  network = QNetwork(num_actions, channels.num_channels, tuple(config.hidden_sizes),
+                     config.activation, len(obs_shape), config.layer_norm)
+  coefs = jnp.asarray(channels.coefs, jnp.float32)
+  gammas = jnp.asarray(channels.gammas, jnp.float32)
+  num_updates = config.num_updates
+  minibatch_size = config.batch_size // config.num_minibatches
+
+  def lr_schedule(count):
+    frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
+    return config.lr * frac
+
+  tx = optax.chain(
+      optax.clip_by_global_norm(config.max_grad_norm),
+      optax.radam(lr_schedule if config.anneal_lr else config.lr))
+
+  def q_values(params, obs):
+    """Q in the regular space ``[..., A, C]``."""
+    return vm.apply(mappings, network.apply(params, obs), inverse=True)
+
+  def greedy_values(q):
+    """Per-channel values ``[..., C]`` at the greedy action of the combined Q."""
+    return q_targets.select(q, q_targets.greedy_action(q, coefs))
+
+  def loss_fn(theta, unravel, obs, action, target_mapped):
+    q_mapped = network.apply(unravel(theta), obs)
+    q_taken = q_targets.select(q_mapped, action)                       # [B, C]
+    loss = q_targets.td_loss(q_taken, target_mapped, config.loss).mean(0).sum()
+    return loss, {"loss": loss, "q_mean": q_taken.mean()}
+
+  def rollout(runner: RunnerState, params, epsilon):
+    def step(carry, _):
+      env_state, obs, key = carry
+      key, k_act, k_env = jax.random.split(key, 3)
+      q = q_values(params, obs)
+      greedy = q_targets.greedy_action(q, coefs)
+      action = epsilon_greedy(k_act, greedy, num_actions, epsilon)
+      obs2, env_state, reward, term, trunc, info = common.step_batch(
+          env, env_params, k_env, env_state, action)
+      tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
+                      term, trunc)
+      info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
+                                   "episode_count")}
+      return (env_state, obs2, key), (tr, q_targets.select(q, greedy), info)
+
+    (env_state, obs, key), (traj, v_obs, info) = jax.lax.scan(
+        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs, info
+
+  def make_update(unravel):
+    def update(runner: RunnerState, _):
+      params = unravel(runner.theta)
+      epsilon = linear_epsilon(config, runner.env_steps)
+      runner, tr, v_obs, info = rollout(runner, params, epsilon)
+      key, k_reward, k_perm = jax.random.split(runner.key, 3)
+
+      r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
+      reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
+
+      # Bootstrap values with the collection-time network: Q of every true
+      # next observation (one batched pass) and, for non-episodic channels, of
+      # the next observation in the rollout (already computed while acting).
+      v_next_true = greedy_values(q_values(params, tr.next_obs))       # [T, N, C]
+      v_last = greedy_values(q_values(params, runner.obs))
+      v_next_seq = jnp.concatenate([v_obs[1:], v_last[None]], axis=0)
+      done = jnp.logical_or(tr.terminated, tr.truncated)
+      v_t, cont = channel_bootstrap(v_next_true, v_next_seq, tr.terminated, done,
+                                    channels.episodic)
+      returns = q_targets.lambda_returns(
+          r, jnp.broadcast_to(gammas, r.shape), v_t, config.q_lambda * cont)
+      targets = vm.apply(mappings, returns)
+
+      flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]),
+                          (tr.obs, tr.action, targets))
+
+      def epoch(carry, key):
+        perm = jax.random.permutation(key, config.batch_size)
+        shuffled = jax.tree.map(
+            lambda x: jnp.take(x, perm, axis=0).reshape(
+                (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
+
+        def minibatch(carry, mb):
+          theta, opt_state = carry
+          grads, m = jax.grad(loss_fn, has_aux=True)(theta, unravel, *mb)
+          updates, opt_state = tx.update(grads, opt_state, theta)
+          return (optax.apply_updates(theta, updates), opt_state), m
+
+        return jax.lax.scan(minibatch, carry, shuffled)
+
+      (theta, opt_state), losses = jax.lax.scan(
+          epoch, (runner.theta, runner.opt_state), jax.random.split(k_perm, config.update_epochs))
+
+      metrics = {k: v.mean() for k, v in losses.items()}
+      metrics["epsilon"] = epsilon
+      metrics.update(common.episode_metrics(info))
+      for c, name in enumerate(channels.names):
+        metrics[f"reward/{name}"] = r[..., c].mean()
+      metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
+      metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+      runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
+                               env_steps=runner.env_steps + config.batch_size, key=key)
+      return runner, metrics
+
+    return update
+
+  def train(key: jax.Array) -> TrainOutput:
+    k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
+    obs, env_state = common.reset_batch(env, env_params, k_env, config.num_envs)
+    theta, unravel = ravel_pytree(network.init(k_net, obs))
+    example = common.random_rollout(env, env_params, k_example, config.num_steps,
+                                    config.num_envs)
+    reward_state = channels.init(k_reward, example)
+    # One flat parameter vector for the optimiser (fewer ops per minibatch on CPU).
+    runner = RunnerState(theta, tx.init(theta), reward_state, env_state, obs, jnp.int32(0), k_run)
+    update = make_update(unravel)
+
+    def body(runner, i):
+      runner, metrics = update(runner, None)
+      metrics["update"] = i + 1
+      metrics["env_steps"] = (i + 1) * config.batch_size
+      common.progress_callback(callback, {
+          k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+      return runner, metrics
+
+    runner, metrics = jax.lax.scan(body, runner, jnp.arange(num_updates))
+    return TrainOutput(runner, metrics)
+
+  return train

@@ -1,0 +1,176 @@
+"""Q-learning targets and value mappings against hand-computed values."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rewardjax import q_targets
+from rewardjax import value_mapping as vm
+from rewardjax.returns import channel_bootstrap
+
+F, T = False, True
+
+
+def n_step(r, term, trunc, v, gamma=0.5, episodic=True):
+  """The n-step target of the first step of one [n] sequence, one channel."""
+  discount, cont = q_targets.episode_discounts(jnp.array(term), jnp.array(trunc), (gamma,),
+                                               (episodic,))
+  r = jnp.array(r, jnp.float32)[:, None]
+  v = jnp.array(v, jnp.float32)[:, None]
+  return float(q_targets.n_step_target(r, discount, v, cont)[0])
+
+
+R, V = [1.0, 2.0, 3.0], [10.0, 20.0, 40.0]
+
+
+def test_n_step_no_episode_end():
+  # 1 + .5·2 + .25·3 + .125·40
+  assert n_step(R, [F, F, F], [F, F, F], V) == pytest.approx(1 + 1 + 0.75 + 5)
+
+
+def test_n_step_terminated_bootstraps_zero_and_stops():
+  # Step 1 terminates: 1 + .5·2 (nothing after, no bootstrap).
+  assert n_step(R, [F, T, F], [F, F, F], V) == pytest.approx(2.0)
+
+
+def test_n_step_truncated_bootstraps_from_true_final_value():
+  # Step 1 is cut by a time limit: 1 + .5·(2 + .5·V[1]) — V[1] is the value of the
+  # true final observation of step 1; the reward of the next episode is not used.
+  assert n_step(R, [F, F, F], [F, T, F], V) == pytest.approx(1 + 0.5 * (2 + 10))
+
+
+def test_n_step_terminal_at_last_step():
+  assert n_step(R, [F, F, T], [F, F, F], V) == pytest.approx(1 + 1 + 0.75)
+  assert n_step(R, [F, F, F], [F, F, T], V) == pytest.approx(1 + 1 + 0.75 + 5)
+
+
+def test_non_episodic_channel_ignores_episode_ends():
+  assert n_step(R, [F, T, F], [F, F, F], V, episodic=False) == pytest.approx(7.75)
+  assert n_step(R, [T, F, F], [F, T, F], V, episodic=False) == pytest.approx(7.75)
+
+
+def test_one_step_target():
+  assert n_step([1.0], [F], [F], [4.0], gamma=0.9) == pytest.approx(1 + 0.9 * 4)
+  assert n_step([1.0], [T], [F], [4.0], gamma=0.9) == pytest.approx(1.0)
+  assert n_step([1.0], [F], [T], [4.0], gamma=0.9) == pytest.approx(1 + 0.9 * 4)
+
+
+def test_q_lambda_returns_hand_computed():
+  r = jnp.array([1.0, 2.0])
+  d = jnp.array([0.5, 0.5])
+  v = jnp.array([10.0, 20.0])
+  g = q_targets.lambda_returns(r, d, v, 0.5)
+  # G1 = 2 + .5·20 = 12; G0 = 1 + .5·(.5·10 + .5·12) = 6.5
+  np.testing.assert_allclose(g, [6.5, 12.0])
+  # λ = 0 is one-step Q-learning, λ = 1 the Monte-Carlo return with bootstrap.
+  np.testing.assert_allclose(q_targets.lambda_returns(r, d, v, 0.0), [6.0, 12.0])
+  np.testing.assert_allclose(q_targets.lambda_returns(r, d, v, 1.0), [7.0, 12.0])
+
+
+def test_q_lambda_terminated_vs_truncated_as_pqn_uses_them():
+  """PQN's bootstrap: channel_bootstrap + lambda_returns over a [T, N=1, C=1] rollout."""
+  r = jnp.array([1.0, 2.0, 3.0])[:, None, None]
+  v_true = jnp.array([10.0, 20.0, 40.0])[:, None, None]   # Q(true next obs)
+  v_seq = jnp.array([10.0, 99.0, 40.0])[:, None, None]    # Q(next obs in the rollout: reset obs)
+  lam, gam = 0.5, 0.5
+
+  def returns(term, trunc, episodic=True):
+    term = jnp.array(term)[:, None]
+    trunc = jnp.array(trunc)[:, None]
+    v_t, cont = channel_bootstrap(v_true, v_seq, term, term | trunc, (episodic,))
+    return np.asarray(q_targets.lambda_returns(r, jnp.full(r.shape, gam), v_t, lam * cont))[:, 0, 0]
+
+  # G2 = 3 + .5·40 = 23
+  # terminated at 1: G1 = 2; G0 = 1 + .5·(.5·10 + .5·2) = 4
+  np.testing.assert_allclose(returns([F, T, F], [F, F, F]), [4.0, 2.0, 23.0])
+  # truncated at 1: G1 = 2 + .5·20 = 12 (true final obs, not the reset obs's 99)
+  np.testing.assert_allclose(returns([F, F, F], [F, T, F]), [6.5, 12.0, 23.0])
+  # non-episodic: runs on, bootstraps from the rollout's next obs (99 at step 1)
+  # G1 = 2 + .5·(.5·99 + .5·23) = 32.5; G0 = 1 + .5·(5 + 16.25) = 11.625
+  np.testing.assert_allclose(returns([F, T, F], [F, F, F], episodic=False), [11.625, 32.5, 23.0])
+
+
+def test_episode_discounts_per_channel():
+  d, c = q_targets.episode_discounts(jnp.array([T, F, F]), jnp.array([F, T, F]),
+                                     (0.9, 0.5), (True, False))
+  np.testing.assert_allclose(d, [[0.0, 0.5], [0.9, 0.5], [0.9, 0.5]])
+  np.testing.assert_allclose(c, [[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]])
+
+
+def test_double_dqn_selects_with_online_evaluates_with_target():
+  q_target = jnp.array([[1.0, 5.0, 2.0]])[..., None]     # [B=1, A=3, C=1]
+  q_online = jnp.array([[4.0, 0.0, 9.0]])[..., None]
+  # Online argmax is action 2; the target network's value there is 2 (not its max, 5,
+  # and not the online value, 9).
+  assert float(q_targets.double_q_bootstrap(q_target, q_online, (1.0,))[0, 0]) == 2.0
+  assert float(q_targets.q_learning_bootstrap(q_target, (1.0,))[0, 0]) == 5.0
+
+
+def test_decomposed_greedy_action_uses_coefficients():
+  q = jnp.array([[1.0, 0.0], [0.0, 3.0]])                # [A=2, C=2]
+  assert int(q_targets.greedy_action(q, (1.0, 0.1))) == 0  # 1.0 vs 0.3
+  assert int(q_targets.greedy_action(q, (1.0, 1.0))) == 1  # 1.0 vs 3.0
+  # Every head bootstraps at the shared action.
+  np.testing.assert_allclose(q_targets.q_learning_bootstrap(q, (1.0, 0.1)), [1.0, 0.0])
+
+
+def test_td_losses():
+  q = jnp.array([0.0, 0.0, 0.0])
+  y = jnp.array([0.5, 2.0, -3.0])
+  np.testing.assert_allclose(q_targets.td_loss(q, y, "mse"), [0.125, 2.0, 4.5])
+  np.testing.assert_allclose(q_targets.td_loss(q, y, "huber"), [0.125, 1.5, 2.5])
+  with pytest.raises(ValueError, match="huber"):
+    q_targets.td_loss(q, y, "l1")
+
+
+def test_shape_checks():
+  with pytest.raises(ValueError, match="shapes differ"):
+    q_targets.lambda_returns(jnp.zeros(3), jnp.zeros(3), jnp.zeros(4), 0.5)
+  with pytest.raises(ValueError, match="select"):
+    q_targets.select(jnp.zeros((4, 3, 1)), jnp.zeros((5,), jnp.int32))
+  with pytest.raises(ValueError, match="channels"):
+    q_targets.greedy_action(jnp.zeros((4, 3, 2)), (1.0,))
+  with pytest.raises(ValueError, match="shapes differ"):
+    q_targets.double_q_bootstrap(jnp.zeros((2, 3, 1)), jnp.zeros((2, 4, 1)), (1.0,))
+
+
+# ------------------------------------------------------------------ value mappings
+
+
+def test_log_mapping_round_trips_and_is_odd_monotone():
+  m = vm.logarithmic()
+  x = jnp.concatenate([jnp.linspace(-200.0, 200.0, 401), jnp.array([0.0, 1e-4, -1e-4])])
+  np.testing.assert_allclose(m.inverse(m.forward(x)), x, rtol=1e-5, atol=1e-6)
+  y = jnp.linspace(-5.0, 5.0, 101)
+  np.testing.assert_allclose(m.forward(m.inverse(y)), y, rtol=1e-5, atol=1e-6)
+  assert float(m.forward(jnp.float32(0.0))) == 0.0
+  fx = np.asarray(m.forward(jnp.linspace(-50, 50, 101)))
+  assert np.all(np.diff(fx) > 0)
+  np.testing.assert_allclose(m.forward(-x), -m.forward(x), atol=1e-6)
+  # van Seijen et al.'s f(x) = c·ln(x + δ) − c·ln δ for x >= 0.
+  c, d = 0.5, 0.02
+  np.testing.assert_allclose(m.forward(jnp.float32(3.0)), c * np.log(3.0 + d) - c * np.log(d),
+                             rtol=1e-6)
+
+
+def test_identity_mapping_and_registry():
+  m = vm.get("identity")
+  x = jnp.array([-1.0, 2.0])
+  np.testing.assert_array_equal(m.forward(x), x)
+  np.testing.assert_array_equal(m.inverse(x), x)
+  with pytest.raises(ValueError, match="unknown value mapping 'sqrt'"):
+    vm.get("sqrt")
+  with pytest.raises(ValueError, match="c must be > 0"):
+    vm.logarithmic(c=0.0)
+
+
+def test_per_channel_mappings():
+  ms = vm.per_channel(("identity", "log"), 2)
+  x = jnp.array([[3.0, 3.0]])
+  out = vm.apply(ms, x)
+  assert float(out[0, 0]) == 3.0
+  assert float(out[0, 1]) == pytest.approx(float(vm.logarithmic().forward(jnp.float32(3.0))))
+  np.testing.assert_allclose(vm.apply(ms, out, inverse=True), x, rtol=1e-6)
+  assert len(vm.per_channel(("log",), 3)) == 3
+  with pytest.raises(ValueError, match="one per reward channel"):
+    vm.per_channel(("log", "identity"), 3)
