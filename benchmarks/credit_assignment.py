@@ -16,13 +16,20 @@ return is paid at its last step):
   right there (a best case for any redistribution).
 
 Arms: ``raw`` (the delayed reward; on UmbrellaChain the best of a sweep over
-γ ∈ {0.99, 0.999, 1.0}, λ ∈ {0.95, 1.0} and reward normalisation on/off, picked
-by final correct-choice share), ``uniform`` (R/T per step), ``attention``
-(``attention_redistribution``, β = 1) and ``attention_pred`` (redistributing the
-model's prediction, residual at the last step). Seeds are vmapped; each arm is
-one compiled program.
+γ ∈ {0.99, 0.999, 1.0}, λ ∈ {0.95, 1.0} plus the redistribution arms' λ, and
+reward normalisation on/off, picked by final correct-choice share; the best of
+the issue's grid without the extra λ is marked too), ``uniform`` (R/T per step),
+``attention`` (``attention_redistribution``, β = 1) and ``attention_pred``
+(redistributing the model's prediction, residual at the last step). Seeds (and
+the raw sweep's λ) are vmapped; each arm is one compiled program.
 
-    python benchmarks/credit_assignment.py --chain-length 30 --umbrella-steps 300000 \\
+UmbrellaChain PPO uses a constant lr of 1e-3 and λ = 0.5 for the redistribution
+arms by default: with PureJaxRL's annealed 2.5e-4 and λ = 0.95 no arm passed
+≈ 65 % (benchmarks/RESULTS.md); ``--lr 2.5e-4 --anneal-lr --redist-lambda 0.95
+--umbrella-steps 216000`` gives that first run's setting (and its raw grid).
+CartPole keeps PureJaxRL's settings.
+
+    python benchmarks/credit_assignment.py --chain-length 30 --umbrella-steps 144000 \\
         --cartpole-steps 1000000 --seeds 4
 
 Prints markdown tables and writes ``runs/credit_assignment/*.png`` and a JSON of
