@@ -506,19 +506,11 @@ def count_bonus(beta: float = 0.01,
       return update_lifelong(state, batch)
     n, idx, shape, eps = visit_counts(state, batch)
     rows = jnp.arange(idx.shape[0])[:, None]
-    if episodic:
-      env, open_seg, ended = eps
-      counts = jnp.where(ended[None, :, None], 0, state.counts)
-      counts = counts.at[rows, env[None], idx].add(open_seg.astype(jnp.int32)[None])
-      nonzero = jnp.max(jnp.sum(counts > 0, axis=-1), axis=0)   # [envs]
-      unique = jnp.mean(nonzero.astype(jnp.float32))
-    else:
-      if sharding.current_axis() is None:
-        counts = state.counts.at[rows, idx].add(1)
-      else:   # sharded: one global table gets every device's visits
-        visits = jnp.zeros_like(state.counts).at[rows, idx].add(1)
-        counts = state.counts + sharding.psum(visits)
-      unique = jnp.max(jnp.sum(counts > 0, axis=-1)).astype(jnp.float32)
+    env, open_seg, ended = eps
+    counts = jnp.where(ended[None, :, None], 0, state.counts)
+    counts = counts.at[rows, env[None], idx].add(open_seg.astype(jnp.int32)[None])
+    nonzero = jnp.max(jnp.sum(counts > 0, axis=-1), axis=0)   # [envs]
+    unique = jnp.mean(nonzero.astype(jnp.float32))
     metrics = {
         "bonus_mean": jnp.mean(bonus_of(n, shape, batch)).astype(jnp.float32),
         "count_mean": jnp.mean(n.astype(jnp.float32)),
