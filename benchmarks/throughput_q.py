@@ -48,7 +48,7 @@ def dqn_config(steps: int) -> dqn.DQNConfig:
   return dqn.DQNConfig(
       total_timesteps=steps, num_envs=10, num_steps=1, num_gradient_steps=5,
       minibatch_size=100, buffer_size=50_000, learning_starts=5_000, lr=1e-3,
-      max_grad_norm=10.0, gamma=0.99, double_dqn=True, loss="mse",
+      max_grad_norm=10.0, gamma=0.99, double_dqn=True, loss="mse", n_step=1,
       target_update_interval=10, tau=0.02, eps_start=1.0, eps_end=0.05,
       exploration_fraction=0.5, hidden_sizes=(64, 64), activation="silu",
       layer_norm=False, anneal_lr=False)     # rejax's DQN has neither

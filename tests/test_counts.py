@@ -315,3 +315,22 @@ def test_metrics_and_argument_checks():
     counts.count_bonus(beta=-1.0)
   with pytest.raises(ValueError, match="num_bins"):
     pc.progress_counts(lambda o: o, num_bins=[3, 4]).init(KEY, _batch(jnp.zeros((2, 3))))
+
+
+def test_unique_keys_tracks_occupied_cells_across_updates():
+  # ``update`` keeps the occupied-cell count incrementally (no pass over the
+  # table); with a tiny hashed count-min table (collisions, two rows) it must
+  # still equal the nonzero cells of the fullest row after every update, and N
+  # must match a recount from the table.
+  module = _jit(counts.count_bonus(key_fn="exact", table_size=16, num_hashes=2))
+  rng = np.random.default_rng(1)
+  obs = jnp.asarray(rng.integers(0, 40, size=(6, 12, 1)), jnp.int32)
+  state = module.init(KEY, _batch(obs[0]))
+  for chunk in obs:
+    batch = _batch(chunk)
+    before = np.asarray(state.counts)
+    state, metrics = module.update(state, batch, KEY)
+    after = np.asarray(state.counts)
+    assert float(metrics["unique_keys"]) == np.max(np.count_nonzero(after, axis=-1))
+    np.testing.assert_array_equal(state.occupied, np.count_nonzero(after, axis=-1))
+    assert after.sum() == before.sum() + 2 * len(chunk)       # one visit per row

@@ -98,9 +98,13 @@ class CountState(NamedTuple):
       ``int32[num_hashes, num_envs, table_size]`` counts of the current episode
       of each environment (episodic).
     key_params: parameters of the state key (e.g. the SimHash projection).
+    occupied: ``int32[num_hashes]`` nonzero cells per row (lifelong counts),
+      kept up to date by ``update`` so that its ``unique_keys`` metric does not
+      scan the whole table every update; ``None`` for episodic counts.
   """
   counts: Array
   key_params: PyTree
+  occupied: Array | None = None
 
 
 # ----------------------------------------------------------------------------
@@ -488,9 +492,9 @@ def count_bonus(beta: float = 0.01,
     if episodic:
       e = int(np.prod(shape[1:], dtype=np.int64))
       counts = jnp.zeros((lay.rows, e, lay.size), jnp.int32)
-    else:
-      counts = jnp.zeros((lay.rows, lay.size), jnp.int32)
-    return CountState(counts, params)
+      return CountState(counts, params)
+    counts = jnp.zeros((lay.rows, lay.size), jnp.int32)
+    return CountState(counts, params, jnp.zeros((lay.rows,), jnp.int32))
 
   def reward_fn(state: CountState, batch: Transition) -> Array:
     n, _, shape, _ = visit_counts(state, batch)
@@ -498,21 +502,15 @@ def count_bonus(beta: float = 0.01,
 
   def update_fn(state: CountState, batch: Transition, key: PRNGKey):
     del key
+    if not episodic:
+      return update_lifelong(state, batch)
     n, idx, shape, eps = visit_counts(state, batch)
     rows = jnp.arange(idx.shape[0])[:, None]
-    if episodic:
-      env, open_seg, ended = eps
-      counts = jnp.where(ended[None, :, None], 0, state.counts)
-      counts = counts.at[rows, env[None], idx].add(open_seg.astype(jnp.int32)[None])
-      nonzero = jnp.max(jnp.sum(counts > 0, axis=-1), axis=0)   # [envs]
-      unique = jnp.mean(nonzero.astype(jnp.float32))
-    else:
-      if sharding.current_axis() is None:
-        counts = state.counts.at[rows, idx].add(1)
-      else:   # sharded: one global table gets every device's visits
-        visits = jnp.zeros_like(state.counts).at[rows, idx].add(1)
-        counts = state.counts + sharding.psum(visits)
-      unique = jnp.max(jnp.sum(counts > 0, axis=-1)).astype(jnp.float32)
+    env, open_seg, ended = eps
+    counts = jnp.where(ended[None, :, None], 0, state.counts)
+    counts = counts.at[rows, env[None], idx].add(open_seg.astype(jnp.int32)[None])
+    nonzero = jnp.max(jnp.sum(counts > 0, axis=-1), axis=0)   # [envs]
+    unique = jnp.mean(nonzero.astype(jnp.float32))
     metrics = {
         "bonus_mean": jnp.mean(bonus_of(n, shape, batch)).astype(jnp.float32),
         "count_mean": jnp.mean(n.astype(jnp.float32)),
@@ -520,6 +518,39 @@ def count_bonus(beta: float = 0.01,
         "table_occupancy": unique / counts.shape[-1],
     }
     return CountState(counts, state.key_params), metrics
+
+  def update_lifelong(state: CountState, batch: Transition):
+    # N is read back from the UPDATED table (N_old = N_new − the batch's visits
+    # to that cell), so nothing reads the old table after the scatter-add. Reading
+    # the old table there (as ``visit_counts`` does) makes XLA keep it alive across
+    # the scatter, i.e. copy the whole table (2²⁰ cells by default) every update
+    # inside a ``lax.scan`` — which dominated the cost of small collections.
+    flat, shape = split(batch)
+    idx = table_index(state, flat)                   # [rows, M]
+    rows = jnp.arange(idx.shape[0])[:, None]
+    rank, size = jax.vmap(lambda i: _occurrences((i,)))(idx)
+    if sharding.current_axis() is None:
+      counts = state.counts.at[rows, idx].add(1)
+      prior = counts[rows, idx] - size
+      # Cells this batch fills for the first time: the first visit (rank 1) of a
+      # cell that was empty. Counting them keeps ``occupied`` exact without a
+      # pass over the whole table.
+      occupied = state.occupied + jnp.sum((rank == 1) & (prior == 0), axis=1, dtype=jnp.int32)
+    else:   # sharded: one global table gets every device's visits
+      prior = state.counts[rows, idx]
+      visits = jnp.zeros_like(state.counts).at[rows, idx].add(1)
+      counts = state.counts + sharding.psum(visits)
+      occupied = jnp.sum(counts > 0, axis=-1, dtype=jnp.int32)
+    within = rank if batch_counts == "sequential" else size
+    n = jnp.min(prior + within, axis=0)
+    unique = jnp.max(occupied).astype(jnp.float32)
+    metrics = {
+        "bonus_mean": jnp.mean(bonus_of(n, shape, batch)).astype(jnp.float32),
+        "count_mean": jnp.mean(n.astype(jnp.float32)),
+        "unique_keys": unique,
+        "table_occupancy": unique / counts.shape[-1],
+    }
+    return CountState(counts, state.key_params, occupied), metrics
 
   return RewardModule(init_fn, reward_fn, update_fn)
 
