@@ -39,15 +39,17 @@ default single extrinsic channel and identity mapping this is plain DQN.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, NamedTuple
 
 import flashbax as fbx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import q_targets
+from rewardjax import q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, QNetwork
@@ -158,6 +160,11 @@ class TrainOutput(NamedTuple):
   metrics: dict
 
 
+# Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
+# ``<channel>.coef``; ``gamma`` is the discount of channels that do not set their own.
+SWEEPABLE = ("lr", "max_grad_norm", "gamma", "tau", "eps_start", "eps_end")
+
+
 class Stored(NamedTuple):
   """What the buffer keeps per transition (one reward per channel)."""
   obs: jax.Array
@@ -168,11 +175,16 @@ class Stored(NamedTuple):
   truncated: jax.Array
 
 
-def linear_epsilon(config, env_steps):
-  """ε decays linearly from ``eps_start`` to ``eps_end`` over ``exploration_fraction`` of training."""
+def linear_epsilon(config, env_steps, eps_start=None, eps_end=None):
+  """ε decays linearly from ``eps_start`` to ``eps_end`` over ``exploration_fraction`` of training.
+
+  ``eps_start`` / ``eps_end`` (possibly traced) override the config's.
+  """
+  eps_start = config.eps_start if eps_start is None else eps_start
+  eps_end = config.eps_end if eps_end is None else eps_end
   horizon = max(config.exploration_fraction * config.total_timesteps, 1.0)
   frac = jnp.clip(env_steps / horizon, 0.0, 1.0)
-  return config.eps_start + frac * (config.eps_end - config.eps_start)
+  return eps_start + frac * (eps_end - eps_start)
 
 
 def epsilon_greedy(key, greedy, num_actions, epsilon):
@@ -221,8 +233,8 @@ def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, epi
 
 def make_train(config: DQNConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True) -> Callable[[jax.Array], TrainOutput]:
-  """Builds ``train(key) -> TrainOutput`` for a discrete-action environment.
+               check_rewards: bool = True, mesh=None) -> common.Trainer:
+  """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
 
   Args:
     config: a ``DQNConfig``.
@@ -233,6 +245,17 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       ``update``, ``env_steps`` and ``episode_return`` (once per vmapped seed).
     check_rewards: run the reward channels once on a small random rollout before
       compiling, so bad potentials or modules fail fast with a named error.
+    mesh: optional ``jax.sharding.Mesh`` with one axis (``rewardjax.sharding.make_mesh``):
+      environments are split over its devices and so is replay — each device
+      keeps its own buffer of its own environments' transitions and samples
+      ``minibatch_size / devices`` sequences from it — while gradients and
+      reward statistics are reduced across devices (``num_envs`` and
+      ``minibatch_size`` must be divisible by its size).
+
+  ``train`` is a ``common.Trainer`` (as PPO's): ``train(key, hparams)`` takes
+  optional overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars,
+  traceable: vmap over them for sweeps); ``train.init`` / ``train.run`` run it
+  in chunks.
   """
   if not isinstance(config, DQNConfig):
     raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
@@ -240,6 +263,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   if not hasattr(space, "n"):
     raise ValueError(
         f"DQN needs a discrete action space; {type(space).__name__} given")
+  unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   mappings = vm.per_channel(config.value_mapping, channels.num_channels)
   env = common.with_episode_statistics(env)
@@ -251,22 +275,36 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   obs_shape = env.observation_space(env_params).shape
   network = QNetwork(num_actions, num_channels, tuple(config.hidden_sizes), config.activation,
                      len(obs_shape), config.layer_norm)
-  coefs = jnp.asarray(channels.coefs, jnp.float32)
   num_updates = config.num_updates
   n = config.n_step
+  # Per device (all of them without a mesh): environments and replay minibatch.
+  num_devices = sharding.mesh_size(mesh)
+  num_envs = config.num_envs // num_devices
+  minibatch_size = config.minibatch_size // num_devices
+  if num_envs * num_devices != config.num_envs or \
+      minibatch_size * num_devices != config.minibatch_size:
+    raise ValueError(
+        f"num_envs ({config.num_envs}) and minibatch_size ({config.minibatch_size}) must split "
+        f"evenly over {num_devices} devices")
+  defaults = {k: getattr(config, k) for k in SWEEPABLE}
+  defaults.update({f"{c}.coef": v for c, v in zip(channels.names, channels.coefs)})
 
-  # Time is the buffer's second axis: one column of transitions per environment.
+  # Time is the buffer's second axis: one column of transitions per environment
+  # (per device: its own environments' columns, the same length of time).
   buffer = fbx.make_trajectory_buffer(
-      add_batch_size=config.num_envs,
-      sample_batch_size=config.minibatch_size,
+      add_batch_size=num_envs,
+      sample_batch_size=minibatch_size,
       sample_sequence_length=n,
       period=1,
       min_length_time_axis=max(n, config.num_steps),
       max_length_time_axis=max(config.buffer_size // config.num_envs, 2 * max(n, config.num_steps)),
   )
-  lr = (optax.linear_schedule(config.lr, 0.0, num_updates * config.num_gradient_steps)
-        if config.anneal_lr else config.lr)
-  tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+
+  def make_tx(hp):
+    lr = (optax.linear_schedule(hp["lr"], 0.0, num_updates * config.num_gradient_steps)
+          if config.anneal_lr else hp["lr"])
+    return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr))
+
   # Target updates happen on update boundaries: every k updates.
   target_every = max(1, config.target_update_interval // config.batch_size)
 
@@ -274,12 +312,12 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     """Q in the regular space ``[..., A, C]``."""
     return vm.apply(mappings, network.apply(params, obs), inverse=True)
 
-  def loss_fn(theta, target_theta, unravel, batch: Stored):
+  def loss_fn(theta, target_theta, unravel, batch: Stored, coefs, gammas):
     return q_loss(network.apply, unravel(theta), unravel(target_theta), batch, coefs=coefs,
-                  gammas=channels.gammas, episodic=channels.episodic, mappings=mappings,
+                  gammas=gammas, episodic=channels.episodic, mappings=mappings,
                   double_dqn=config.double_dqn, loss=config.loss)
 
-  def rollout(runner: RunnerState, params, epsilon):
+  def rollout(runner: RunnerState, params, epsilon, coefs):
     def step(carry, _):
       env_state, obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
@@ -298,11 +336,16 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, info
 
   def make_update(unravel):
-    def learn(theta, opt_state, target_theta, buffer_state, key):
+    def learn(theta, opt_state, target_theta, buffer_state, key, hp, coefs, gammas):
+      tx = make_tx(hp)
+
       def grad_step(carry, k):
         theta, opt_state = carry
+        # Sharded: each device samples its own buffer (k differs per device).
         batch = buffer.sample(buffer_state, k).experience
-        grads, m = jax.grad(loss_fn, has_aux=True)(theta, target_theta, unravel, batch)
+        grads, m = jax.grad(loss_fn, has_aux=True)(theta, target_theta, unravel, batch, coefs,
+                                                   gammas)
+        grads = sharding.pmean(grads)        # data-parallel: the global minibatch's gradient
         updates, opt_state = tx.update(grads, opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), m
 
@@ -310,13 +353,15 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
           grad_step, (theta, opt_state), jax.random.split(key, config.num_gradient_steps))
       return theta, opt_state, {k: v.mean() for k, v in m.items()}
 
-    def skip(theta, opt_state, target_theta, buffer_state, key):
-      del target_theta, buffer_state, key
+    def skip(theta, opt_state, target_theta, buffer_state, key, hp, coefs, gammas):
+      del target_theta, buffer_state, key, hp, coefs, gammas
       return theta, opt_state, {"loss": jnp.float32(jnp.nan), "q_mean": jnp.float32(jnp.nan)}
 
-    def update(runner: RunnerState, i):
-      epsilon = linear_epsilon(config, runner.env_steps)
-      runner, tr, info = rollout(runner, unravel(runner.theta), epsilon)
+    def update(runner: RunnerState, i, hp):
+      coefs = jnp.asarray([hp[f"{c}.coef"] for c in channels.names], jnp.float32)
+      gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
+      epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
+      runner, tr, info = rollout(runner, unravel(runner.theta), epsilon, coefs)
       key, k_reward, k_learn = jax.random.split(runner.key, 3)
 
       # Rewards of every channel from the modules' current state, then their update.
@@ -328,12 +373,17 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
       # Learning waits for learning_starts steps and for n steps per environment
       # (an n-step sequence must exist in every sampled column).
+      # (hyperparameters are closed over, not operands: the default path keeps
+      # them as compile-time constants)
+      extra = dict(hp=hp, coefs=coefs, gammas=gammas)
       theta, opt_state, losses = jax.lax.cond(
-          env_steps >= max(config.learning_starts, config.num_envs * n), learn, skip,
-          runner.theta, runner.opt_state, runner.target_theta, buffer_state, k_learn)
+          env_steps >= max(config.learning_starts, config.num_envs * n),
+          functools.partial(learn, **extra), functools.partial(skip, **extra),
+          runner.theta, runner.opt_state, runner.target_theta, buffer_state,
+          sharding.device_key(k_learn))
       do_target = (i + 1) % target_every == 0
       target_theta = jnp.where(
-          do_target, config.tau * theta + (1.0 - config.tau) * runner.target_theta,
+          do_target, hp["tau"] * theta + (1.0 - hp["tau"]) * runner.target_theta,
           runner.target_theta)
 
       metrics = dict(losses)
@@ -343,6 +393,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
         metrics[f"reward/{name}"] = r[..., c].mean()
       metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
       metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+      metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
       runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
                                buffer_state=buffer_state, reward_state=reward_state,
                                env_steps=env_steps, key=key)
@@ -350,14 +401,17 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
     return update
 
-  def train(key: jax.Array) -> TrainOutput:
+  def init(key: jax.Array, hparams=None) -> RunnerState:
+    hp = common.resolve_hparams(defaults, hparams)
     k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    obs, env_state = common.reset_batch(env, env_params, k_env, config.num_envs)
-    params = network.init(k_net, obs)
-    theta, unravel = ravel_pytree(params)
-    example = common.random_rollout(env, env_params, k_example, config.num_steps,
-                                    config.num_envs)
-    reward_state = channels.init(k_reward, example)
+    # Sharded: each device resets its own environments and samples its own actions.
+    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
+    theta, _ = ravel_pytree(network.init(k_net, obs))
+    # The example rollout (and so the reward modules' initial state) is the same
+    # on every device: replicated state starts replicated.
+    with sharding.data_axis(None):
+      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
+      reward_state = channels.init(k_reward, example)
     item = Stored(example.obs[0, 0], example.action[0, 0],
                   jnp.zeros((num_channels,), jnp.float32), example.next_obs[0, 0],
                   example.terminated[0, 0], example.truncated[0, 0])
@@ -365,19 +419,22 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     # The optimiser works on one flat parameter vector: on CPU each pytree leaf
     # costs Adam and global-norm clipping several small ops per step, and a
     # Polyak target update is then one fused multiply-add.
-    runner = RunnerState(theta, theta, tx.init(theta), buffer_state, reward_state, env_state,
-                         obs, jnp.int32(0), k_run)
-    update = make_update(unravel)
+    return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, reward_state,
+                       env_state, obs, jnp.int32(0), sharding.device_key(k_run))
 
-    def body(runner, i):
-      runner, metrics = update(runner, i)
-      metrics["update"] = i + 1
-      metrics["env_steps"] = (i + 1) * config.batch_size
-      common.progress_callback(callback, {
-          k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-      return runner, metrics
+  # The parameter layout, for unflattening θ (shapes only; no network is run).
+  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
+                          jnp.zeros((1,) + tuple(obs_shape), jnp.float32))
+  _, unravel = ravel_pytree(jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes))
+  update = make_update(unravel)
 
-    runner, metrics = jax.lax.scan(body, runner, jnp.arange(num_updates))
-    return TrainOutput(runner, metrics)
+  def body(runner, i, hparams=None):
+    runner, metrics = update(runner, i, common.resolve_hparams(defaults, hparams))
+    metrics["update"] = i + 1
+    metrics["env_steps"] = (i + 1) * config.batch_size
+    common.progress_callback(callback, {
+        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+    return runner, metrics
 
-  return train
+  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
+                        sweepable=tuple(defaults))

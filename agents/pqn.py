@@ -33,10 +33,11 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import q_targets
+from rewardjax import q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import common
 from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
@@ -121,10 +122,15 @@ class TrainOutput(NamedTuple):
   metrics: dict
 
 
+# Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
+# ``<channel>.coef``; ``gamma`` is the discount of channels that do not set their own.
+SWEEPABLE = ("lr", "max_grad_norm", "gamma", "q_lambda", "eps_start", "eps_end")
+
+
 def make_train(config: PQNConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True) -> Callable[[jax.Array], TrainOutput]:
-  """Builds ``train(key) -> TrainOutput`` for a discrete-action environment.
+               check_rewards: bool = True, mesh=None) -> common.Trainer:
+  """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
 
   Args:
     config: a ``PQNConfig``.
@@ -135,12 +141,21 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       ``update``, ``env_steps`` and ``episode_return`` (once per vmapped seed).
     check_rewards: run the reward channels once on a small random rollout before
       compiling, so bad potentials or modules fail fast with a named error.
+    mesh: optional ``jax.sharding.Mesh`` with one axis (``rewardjax.sharding.make_mesh``):
+      environments are split over its devices, gradients and reward statistics
+      reduced across them (``num_envs`` must be divisible by its size).
+
+  ``train`` is a ``common.Trainer`` (as PPO's): ``train(key, hparams)`` takes
+  optional overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars,
+  traceable: vmap over them for sweeps); ``train.init`` / ``train.run`` run it
+  in chunks.
   """
   if not isinstance(config, PQNConfig):
     raise TypeError(f"config must be a PQNConfig, got {type(config).__name__}")
   space = env.action_space(env_params)
   if not hasattr(space, "n"):
     raise ValueError(f"PQN needs a discrete action space; {type(space).__name__} given")
+  unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   mappings = vm.per_channel(config.value_mapping, channels.num_channels)
   env = common.with_episode_statistics(env)
@@ -151,26 +166,32 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   obs_shape = env.observation_space(env_params).shape
   network = QNetwork(num_actions, channels.num_channels, tuple(config.hidden_sizes),
                      config.activation, len(obs_shape), config.layer_norm)
-  coefs = jnp.asarray(channels.coefs, jnp.float32)
-  gammas = jnp.asarray(channels.gammas, jnp.float32)
   num_updates = config.num_updates
-  minibatch_size = config.batch_size // config.num_minibatches
+  # Per device (all of them without a mesh): environments and batch.
+  num_devices = sharding.mesh_size(mesh)
+  num_envs = config.num_envs // num_devices
+  batch_size = num_envs * config.num_steps
+  if num_envs * num_devices != config.num_envs or batch_size % config.num_minibatches:
+    raise ValueError(
+        f"num_envs ({config.num_envs}) must split evenly over {num_devices} devices, and each "
+        f"device's batch (num_envs / devices * num_steps) be divisible by num_minibatches "
+        f"({config.num_minibatches})")
+  minibatch_size = batch_size // config.num_minibatches
+  defaults = {k: getattr(config, k) for k in SWEEPABLE}
+  defaults.update({f"{n}.coef": c for n, c in zip(channels.names, channels.coefs)})
 
-  def lr_schedule(count):
-    frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
-    return config.lr * frac
+  def make_tx(hp):
+    def lr_schedule(count):
+      frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
+      return hp["lr"] * frac
 
-  tx = optax.chain(
-      optax.clip_by_global_norm(config.max_grad_norm),
-      optax.radam(lr_schedule if config.anneal_lr else config.lr))
+    return optax.chain(
+        optax.clip_by_global_norm(hp["max_grad_norm"]),
+        optax.radam(lr_schedule if config.anneal_lr else hp["lr"]))
 
   def q_values(params, obs):
     """Q in the regular space ``[..., A, C]``."""
     return vm.apply(mappings, network.apply(params, obs), inverse=True)
-
-  def greedy_values(q):
-    """Per-channel values ``[..., C]`` at the greedy action of the combined Q."""
-    return q_targets.select(q, q_targets.greedy_action(q, coefs))
 
   def loss_fn(theta, unravel, obs, action, target_mapped):
     q_mapped = network.apply(unravel(theta), obs)
@@ -178,7 +199,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     loss = q_targets.td_loss(q_taken, target_mapped, config.loss).mean(0).sum()
     return loss, {"loss": loss, "q_mean": q_taken.mean()}
 
-  def rollout(runner: RunnerState, params, epsilon):
+  def rollout(runner: RunnerState, params, epsilon, coefs):
     def step(carry, _):
       env_state, obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
@@ -198,10 +219,19 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs, info
 
   def make_update(unravel):
-    def update(runner: RunnerState, _):
+    def update(runner: RunnerState, hp):
+      coefs = jnp.asarray([hp[f"{n}.coef"] for n in channels.names], jnp.float32)
+      gammas = jnp.asarray([hp["gamma"] if g is None else g for g in unresolved_gammas],
+                           jnp.float32)
+      tx = make_tx(hp)
+
+      def greedy_values(q):
+        """Per-channel values ``[..., C]`` at the greedy action of the combined Q."""
+        return q_targets.select(q, q_targets.greedy_action(q, coefs))
+
       params = unravel(runner.theta)
-      epsilon = linear_epsilon(config, runner.env_steps)
-      runner, tr, v_obs, info = rollout(runner, params, epsilon)
+      epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
+      runner, tr, v_obs, info = rollout(runner, params, epsilon, coefs)
       key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
       r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
@@ -217,14 +247,14 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       v_t, cont = channel_bootstrap(v_next_true, v_next_seq, tr.terminated, done,
                                     channels.episodic)
       returns = q_targets.lambda_returns(
-          r, jnp.broadcast_to(gammas, r.shape), v_t, config.q_lambda * cont)
+          r, jnp.broadcast_to(gammas, r.shape), v_t, hp["q_lambda"] * cont)
       targets = vm.apply(mappings, returns)
 
-      flat = jax.tree.map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]),
+      flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                           (tr.obs, tr.action, targets))
 
       def epoch(carry, key):
-        perm = jax.random.permutation(key, config.batch_size)
+        perm = jax.random.permutation(key, batch_size)
         shuffled = jax.tree.map(
             lambda x: jnp.take(x, perm, axis=0).reshape(
                 (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
@@ -232,6 +262,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
         def minibatch(carry, mb):
           theta, opt_state = carry
           grads, m = jax.grad(loss_fn, has_aux=True)(theta, unravel, *mb)
+          grads = sharding.pmean(grads)      # data-parallel: the global minibatch's gradient
           updates, opt_state = tx.update(grads, opt_state, theta)
           return (optax.apply_updates(theta, updates), opt_state), m
 
@@ -247,32 +278,41 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
         metrics[f"reward/{name}"] = r[..., c].mean()
       metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
       metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+      metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
       runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
                                env_steps=runner.env_steps + config.batch_size, key=key)
       return runner, metrics
 
     return update
 
-  def train(key: jax.Array) -> TrainOutput:
+  def init(key: jax.Array, hparams=None) -> RunnerState:
+    hp = common.resolve_hparams(defaults, hparams)
     k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    obs, env_state = common.reset_batch(env, env_params, k_env, config.num_envs)
-    theta, unravel = ravel_pytree(network.init(k_net, obs))
-    example = common.random_rollout(env, env_params, k_example, config.num_steps,
-                                    config.num_envs)
-    reward_state = channels.init(k_reward, example)
+    # Sharded: each device resets its own environments and samples its own actions.
+    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
+    theta, _ = ravel_pytree(network.init(k_net, obs))
+    # The example rollout (and so the reward modules' initial state) is the same
+    # on every device: replicated state starts replicated.
+    with sharding.data_axis(None):
+      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
+      reward_state = channels.init(k_reward, example)
     # One flat parameter vector for the optimiser (fewer ops per minibatch on CPU).
-    runner = RunnerState(theta, tx.init(theta), reward_state, env_state, obs, jnp.int32(0), k_run)
-    update = make_update(unravel)
+    return RunnerState(theta, make_tx(hp).init(theta), reward_state, env_state, obs,
+                       jnp.int32(0), sharding.device_key(k_run))
 
-    def body(runner, i):
-      runner, metrics = update(runner, None)
-      metrics["update"] = i + 1
-      metrics["env_steps"] = (i + 1) * config.batch_size
-      common.progress_callback(callback, {
-          k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-      return runner, metrics
+  # The parameter layout, for unflattening θ (shapes only; nothing is computed).
+  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
+                          jnp.zeros((1,) + tuple(obs_shape), jnp.float32))
+  _, unravel = ravel_pytree(jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes))
+  update = make_update(unravel)
 
-    runner, metrics = jax.lax.scan(body, runner, jnp.arange(num_updates))
-    return TrainOutput(runner, metrics)
+  def body(runner, i, hparams=None):
+    runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
+    metrics["update"] = i + 1
+    metrics["env_steps"] = (i + 1) * config.batch_size
+    common.progress_callback(callback, {
+        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+    return runner, metrics
 
-  return train
+  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
+                        sweepable=tuple(defaults))

@@ -1,4 +1,4 @@
-"""How PPO's env steps/s scale with devices (data-parallel) and with vmapped seeds.
+"""How PPO's (or PQN's, ``--agent pqn``) env steps/s scale with devices (data-parallel) and with vmapped seeds.
 
 Two tables:
 
@@ -18,6 +18,7 @@ of the compiled call (compile time excluded, reported separately)::
     python benchmarks/scaling.py                        # both tables, CartPole-v1
     python benchmarks/scaling.py --devices 1 2 --seeds 1 8 --total-timesteps 65536
     python benchmarks/scaling.py --rewards rnd          # with RND as a second channel
+    python benchmarks/scaling.py --agent pqn            # PQN (purejaxql defaults otherwise)
 """
 
 from __future__ import annotations
@@ -39,17 +40,19 @@ def _configure_devices(n: int) -> None:
 def _build(args, num_devices: int):
   import rewardjax as rjx  # pylint: disable=g-import-not-at-top
   from rewardjax import sharding  # pylint: disable=g-import-not-at-top
-  from rewardjax.agents import ppo  # pylint: disable=g-import-not-at-top
+  from rewardjax.agents import ppo, pqn  # pylint: disable=g-import-not-at-top
   env, params = rjx.envs.make(args.env)
   rewards = None
   if args.rewards == "rnd":
     rewards = rjx.rewards.combine(
         extrinsic=rjx.rewards.extrinsic(),
         novelty=rjx.rewards.channel(rjx.rewards.rnd(), episodic=False))
-  config = ppo.PPOConfig(total_timesteps=args.total_timesteps, num_envs=args.num_envs,
-                         num_steps=args.num_steps)
+  agent = {"ppo": (ppo.PPOConfig, ppo.make_train), "pqn": (pqn.PQNConfig, pqn.make_train)}
+  config_cls, make_train = agent[args.agent]
+  config = config_cls(total_timesteps=args.total_timesteps, num_envs=args.num_envs,
+                      num_steps=args.num_steps)
   mesh = sharding.make_mesh(num_devices) if num_devices > 1 else None
-  return config, ppo.make_train(config, env, params, rewards, mesh=mesh)
+  return config, make_train(config, env, params, rewards, mesh=mesh)
 
 
 def _time(args, num_devices: int, seeds: int) -> dict:
@@ -80,7 +83,7 @@ def _child(args) -> None:
 
 
 def _common_argv(args) -> list[str]:
-  return ["--env", args.env, "--rewards", args.rewards, "--total-timesteps",
+  return ["--agent", args.agent, "--env", args.env, "--rewards", args.rewards, "--total-timesteps",
           str(args.total_timesteps), "--num-envs", str(args.num_envs), "--num-steps",
           str(args.num_steps), "--repeats", str(args.repeats)]
 
@@ -128,6 +131,7 @@ def _fmt(rows: list[dict], key: str) -> str:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--agent", choices=("ppo", "pqn"), default="ppo")
   p.add_argument("--env", default="CartPole-v1")
   p.add_argument("--rewards", choices=("extrinsic", "rnd"), default="extrinsic")
   p.add_argument("--total-timesteps", type=int, default=131_072, help="per seed")
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
     out["devices"] = device_table(args)
   if args.seeds:
     out["seeds"] = seed_table(args)
-  print(f"PPO on {args.env}, rewards {args.rewards}, {args.num_envs} envs × {args.num_steps} "
+  print(f"{args.agent.upper()} on {args.env}, rewards {args.rewards}, {args.num_envs} envs × {args.num_steps} "
         f"steps, {args.total_timesteps} steps per seed, median of {args.repeats}\n")
   if args.devices:
     print("data-parallel devices (one seed; num_envs split over devices)\n")

@@ -13,7 +13,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rewardjax import sharding, stats  # noqa: E402
-from rewardjax.agents import common, ppo  # noqa: E402
+from rewardjax.agents import common, dqn, ppo, pqn  # noqa: E402
 
 D = 4
 
@@ -106,6 +106,66 @@ def check_sharded_ppo():
   assert grid.metrics["episode_return"].shape == (2, 2, cfg.num_updates)
   assert jax.tree.leaves(grid.runner_state.params)[0].shape[:3] == (2, 2, D)
   print("sharded PPO: ok")
+
+
+def check_sharded_pqn():
+  env, params = rjx.envs.make("CartPole-v1")
+  cfg = pqn.PQNConfig(total_timesteps=80_000, hidden_sizes=(64, 64), lr=3e-4)
+  single = jax.jit(pqn.make_train(cfg, env, params))(jax.random.PRNGKey(0))
+  train = pqn.make_train(cfg, env, params, mesh=sharding.make_mesh(D))
+  out = jax.jit(train)(jax.random.PRNGKey(0))
+  for k, v in single.metrics.items():
+    assert out.metrics[k].shape == v.shape, (k, out.metrics[k].shape, v.shape)
+  theta = np.asarray(out.runner_state.theta)
+  assert theta.shape == (D,) + single.runner_state.theta.shape
+  for d in range(1, D):
+    np.testing.assert_array_equal(theta[d], theta[0])
+  assert out.runner_state.obs.shape == (D, cfg.num_envs // D, 4)
+  # Learning: from random play (~20) to well above it, on one device and on four.
+  for name, o in (("single", single), ("sharded", out)):
+    ret = np.asarray(o.metrics["episode_return"])
+    first, last = np.nanmean(ret[:5]), np.nanmean(ret[-5:])
+    print(f"PQN {name}: first 5 updates {first:.1f}, last 5 {last:.1f}")
+    assert last > 2 * first and last > 50, (name, first, last)
+    assert not np.asarray(o.metrics["nonfinite"]).any()
+  print("sharded PQN: ok")
+
+
+def check_sharded_dqn():
+  """Replay split per device: each device's buffer holds its own environments' data."""
+  env, params = rjx.envs.make("CartPole-v1")
+  cfg = dqn.DQNConfig(total_timesteps=128, num_envs=8, num_steps=4, num_gradient_steps=2,
+                      minibatch_size=16, buffer_size=128, learning_starts=32,
+                      target_update_interval=32, hidden_sizes=(16,))
+  rewards = rjx.rewards.combine(
+      extrinsic=rjx.rewards.extrinsic(),
+      novelty=rjx.rewards.channel(rjx.rewards.count_bonus(beta=0.1), episodic=False))
+  single = jax.jit(dqn.make_train(cfg, env, params, rewards))(jax.random.PRNGKey(0))
+  train = dqn.make_train(cfg, env, params, rewards, mesh=sharding.make_mesh(D))
+  out = jax.jit(train)(jax.random.PRNGKey(0))
+  for k, v in single.metrics.items():
+    assert out.metrics[k].shape == v.shape, (k, out.metrics[k].shape, v.shape)
+  rs = out.runner_state
+  assert np.isfinite(np.asarray(out.metrics["loss"])[-1])      # it learned from replay
+  counts = rs.reward_state[1].counts            # the novelty channel's table
+  for leaf in (rs.theta, rs.target_theta, counts):
+    leaf = np.asarray(leaf)
+    for d in range(1, D):
+      np.testing.assert_array_equal(leaf[d], leaf[0])             # replicated
+  # The count table saw every device's transitions: as many as one device's run.
+  assert int(counts[0].sum()) == int(single.runner_state.reward_state[1].counts.sum()) == \
+      cfg.total_timesteps
+  # Each device's buffer: its num_envs / D columns, all of the same length of time ...
+  obs = np.asarray(rs.buffer_state.experience.obs)
+  single_obs = np.asarray(single.runner_state.buffer_state.experience.obs)
+  assert obs.shape == (D, cfg.num_envs // D) + single_obs.shape[1:], (obs.shape, single_obs.shape)
+  # ... filled with its own environments' (different) observations, which are
+  # exactly what its environments were last at.
+  t = int(np.asarray(rs.buffer_state.current_index)[0])
+  assert t == cfg.num_updates * cfg.num_steps % single_obs.shape[1]
+  for d in range(1, D):
+    assert not np.array_equal(obs[d], obs[0])
+  print("sharded DQN: ok")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,15 @@ def test_bad_sweeps_are_named(tmp_path, capsys):
     assert msg in " ".join(capsys.readouterr().err.split())
 
 
+def test_pqn_and_dqn_sweeps_are_checked_before_compiling(tmp_path, capsys):
+  for agent, sweep, msg in (("pqn", "pqn.clip_eps=0.1,0.2", "sweepable: lr, max_grad_norm"),
+                            ("dqn", "dqn.tau=0.5,2", "tau must be in (0, 1]")):
+    rc = cli.main(["train", "--agent", agent, "--env", "CartPole-v1", "--sweep", sweep,
+                   "--out", str(tmp_path / agent)])
+    assert rc == 2
+    assert msg in " ".join(capsys.readouterr().err.split())
+
+
 def test_resume_without_checkpoints_is_refused(tmp_path, capsys):
   rc = cli.main(["train", "--resume", str(tmp_path / "nothing")])
   assert rc == 2

@@ -23,11 +23,14 @@ def _run(*checks):
 
 
 def test_count_table_and_running_moments_match_single_device():
-  out = _run("check_reward_statistics")
+  # (the tiny sharded-DQN check shares this process: one fewer jax start-up)
+  out = _run("check_reward_statistics", "check_sharded_dqn")
   assert "sharded == single device" in out
+  assert "sharded DQN: ok" in out, out
 
 
 @pytest.mark.slow
-def test_sharded_ppo_has_single_device_metrics_and_learns():
-  out = _run("check_sharded_ppo")
+def test_sharded_ppo_and_pqn_have_single_device_metrics_and_learn():
+  out = _run("check_sharded_ppo", "check_sharded_pqn")
   assert "sharded PPO: ok" in out, out
+  assert "sharded PQN: ok" in out, out
