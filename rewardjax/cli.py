@@ -85,7 +85,7 @@ class TrainArgs:
   sweep: tuple[str, ...] = ()
   """Traced sweeps, all in one compiled call: name=v1,v2,... with an agent hyperparameter
   (lr or ppo.lr, ent_coef, clip_eps, gamma, ...) or a channel coefficient (novelty.coef);
-  several --sweep options form a grid."""
+  several assignments after one --sweep form a grid (repeating --sweep is an error)."""
   checkpoint_every: int = 0
   """Run in chunks of K updates and save the full state with orbax after each (0: one call)."""
   resume: str | None = None
@@ -533,6 +533,15 @@ def run(args, console: Console | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the ``rewardjax`` console script; returns the exit status."""
+  raw = list(sys.argv[1:] if argv is None else argv)
+  if sum(a == "--sweep" or a.startswith("--sweep=") for a in raw) > 1:
+    # tyro keeps only the last occurrence of a repeated option: refuse rather than
+    # silently dropping a sweep.
+    Console(stderr=True).print(
+        "[bold red]error:[/bold red]",
+        Text("--sweep given more than once; list every assignment after one --sweep, "
+             "e.g. --sweep ppo.lr=1e-3,3e-4 novelty.coef=0.1,1"))
+    return 2
   try:
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": _args_class()}, prog="rewardjax", args=argv,

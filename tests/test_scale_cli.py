@@ -57,6 +57,11 @@ def test_bad_sweeps_are_named(tmp_path, capsys):
     rc = cli.main(["train", *TINY, "--sweep", sweep, "--out", str(tmp_path / "x")])
     assert rc == 2
     assert msg in " ".join(capsys.readouterr().err.split())
+  # A repeated --sweep would silently keep only the last one in tyro: refused.
+  rc = cli.main(["train", *TINY, "--sweep", "ppo.lr=1e-3,3e-4", "--sweep", "counts.coef=0.1,1",
+                 "--out", str(tmp_path / "y")])
+  assert rc == 2
+  assert "--sweep given more than once" in " ".join(capsys.readouterr().err.split())
 
 
 def test_pqn_and_dqn_sweeps_are_checked_before_compiling(tmp_path, capsys):
