@@ -158,6 +158,20 @@ def check_unit_interval(name: str, value, closed_low: bool = False):
     raise ValueError(f"{name} must be in {interval}, got {value!r}")
 
 
+def check_rollout(num_envs: int, num_steps: int, num_minibatches: int,
+                  total_timesteps: int) -> None:
+  """On-policy batch checks shared by PPO and PQN configs (clear errors before compiling)."""
+  batch_size = num_envs * num_steps
+  if batch_size % num_minibatches:
+    raise ValueError(
+        f"num_envs * num_steps ({num_envs} * {num_steps} = {batch_size}) "
+        f"must be divisible by num_minibatches ({num_minibatches})")
+  if total_timesteps < batch_size:
+    raise ValueError(
+        f"total_timesteps ({total_timesteps}) is smaller than one rollout "
+        f"(num_envs * num_steps = {batch_size})")
+
+
 def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) -> None:
   """Calls ``callback(metrics)`` on the host (once per vmapped seed) if given."""
   if callback is None:

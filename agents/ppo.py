@@ -86,14 +86,8 @@ class PPOConfig:
       raise ValueError(f"init_log_std must be a number in [-20, 5], got {self.init_log_std!r}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-    if self.batch_size % self.num_minibatches:
-      raise ValueError(
-          f"num_envs * num_steps ({self.num_envs} * {self.num_steps} = {self.batch_size}) "
-          f"must be divisible by num_minibatches ({self.num_minibatches})")
-    if self.total_timesteps < self.batch_size:
-      raise ValueError(
-          f"total_timesteps ({self.total_timesteps}) is smaller than one rollout "
-          f"(num_envs * num_steps = {self.batch_size})")
+    common.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
+                         self.total_timesteps)
 
   @property
   def batch_size(self) -> int:
