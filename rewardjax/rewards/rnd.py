@@ -38,8 +38,9 @@ What follows the reference code (openai/random-network-distillation):
   ``update`` stores the very same statistics;
 * the predictor is trained on a proportion ``update_proportion`` of each batch:
   the reference keeps each sample with that probability; here each gradient
-  step draws a random subset of exactly that size (same expected gradient, and
-  the forward/backward passes run on the subset only);
+  step takes a random subset of exactly that size, consecutive slices of random
+  permutations of the batch (same expected gradient; the forward/backward passes
+  run on the subset only);
 * orthogonal initialisation with scale √2, leaky-ReLU features, a predictor
   deeper than the target, Adam.
 
@@ -295,11 +296,9 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
     def loss_fn(params, x, targets):
       return jnp.mean(prediction_error(params, x, targets))
 
-    def step(carry, step_key):
+    def step(carry, idx):
       params, opt_state = carry
-      idx = jax.random.choice(step_key, num_samples, (subset,), replace=False)
-      x = x_all[idx]
-      targets = target.apply(state.target_params, x)   # fixed: no gradient flows here
+      x, targets = x_all[idx], targets_all[idx]
       loss, grads = jax.value_and_grad(loss_fn)(params, x, targets)
       grads = sharding.pmean(grads)      # sharded: every device's subset counts
       updates, opt_state = opt.update(grads, opt_state, params)
@@ -307,9 +306,17 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
       return (params, opt_state), loss
 
     if subset:
+      # Targets once for the whole batch (the target net is fixed), and the
+      # steps' subsets as consecutive slices of a few permutations: the same
+      # sampling without replacement within each pass over the batch, at the
+      # cost of one sort per pass instead of one per step.
+      targets_all = target.apply(state.target_params, x_all)
+      passes = -(-num_grad_steps * subset // num_samples)
+      order = jnp.concatenate([jax.random.permutation(k, num_samples)
+                               for k in jax.random.split(key, passes)])
+      idx = order[:num_grad_steps * subset].reshape(num_grad_steps, subset)
       (params, opt_state), losses = jax.lax.scan(
-          step, (state.predictor_params, state.opt_state),
-          jax.random.split(key, num_grad_steps))
+          step, (state.predictor_params, state.opt_state), idx)
     else:
       params, opt_state, losses = state.predictor_params, state.opt_state, jnp.zeros(())
     fractions = jnp.asarray(subset / num_samples, jnp.float32)
