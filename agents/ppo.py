@@ -125,7 +125,6 @@ class Rollout(NamedTuple):
   transition: Transition
   log_prob: jax.Array          # [T, N]
   value: jax.Array             # [T, N, C]  V(obs_t)
-  value_prev_final: jax.Array  # [T, N, C]  V(true next obs of step t−1); row 0 unused
   info: dict
 
 
@@ -256,23 +255,16 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     # CartPole throughput on CPU.)
     return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
 
-  def critic_pair(params, obs, other_obs):
-    """V on two observation batches in one critic call (one set of ops, 2N rows)."""
-    v = network.apply(params, jnp.concatenate([obs, other_obs]), method=net_cls.value)
-    return v[:obs.shape[0]], v[obs.shape[0]:]
-
   def collect(runner: RunnerState) -> tuple[RunnerState, Rollout]:
     # Bootstrapping a truncated step needs V(true final observation), which the
-    # policy never sees. Rather than a separate critic pass over the whole
-    # rollout, each step also evaluates the previous step's final observation
-    # in the same critic call: on CPU, with few environments, the cost is per
-    # op, not per row, so this is nearly free.
+    # policy never sees: evaluated for all steps in one pass after the rollout
+    # (cheaper on CPU than a second critic input inside every step).
     def step(carry, _):
-      env_state, obs, prev_final_obs, key = carry
+      env_state, obs, key = carry
       key, k_act, k_env = jax.random.split(key, 3)
       x = prep(obs, runner.obs_moments)
       logits = network.apply(runner.params, x, method=net_cls.policy)
-      value, v_prev_final = critic_pair(runner.params, x, prep(prev_final_obs, runner.obs_moments))
+      value = network.apply(runner.params, x, method=net_cls.value)
       action, log_prob, env_action = sample_action(k_act, logits)
       obs2, env_state, reward, term, trunc, info = common.step_batch(
           env, env_params, k_env, env_state, env_action)
@@ -280,15 +272,18 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       tr = Transition(obs, action, reward.astype(jnp.float32), final_obs, term, trunc)
       info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
                                    "episode_count")}
-      return (env_state, obs2, final_obs, key), Rollout(tr, log_prob, value, v_prev_final, info)
+      return (env_state, obs2, key), Rollout(tr, log_prob, value, info)
 
-    (env_state, obs, last_final_obs, key), traj = jax.lax.scan(
-        step, (runner.env_state, runner.obs, runner.obs, runner.key), None, config.num_steps)
-    # V(obs after the rollout) and V(true next obs of its last step).
-    v_last, v_last_final = critic_pair(runner.params, prep(obs, runner.obs_moments),
-                                       prep(last_final_obs, runner.obs_moments))
+    (env_state, obs, key), traj = jax.lax.scan(
+        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    # V(obs after the rollout), and V(true next obs) of every step in one batched
+    # pass (it differs from the sequence's next value only where an episode ended).
+    v_last = network.apply(runner.params, prep(obs, runner.obs_moments), method=net_cls.value)
     v_next_seq = jnp.concatenate([traj.value[1:], v_last[None]], axis=0)
-    v_next_true = jnp.concatenate([traj.value_prev_final[1:], v_last_final[None]], axis=0)
+    next_obs = traj.transition.next_obs
+    flat_next = next_obs.reshape((-1,) + next_obs.shape[2:])
+    v_next_true = network.apply(runner.params, prep(flat_next, runner.obs_moments),
+                                method=net_cls.value).reshape(traj.value.shape)
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_next_seq, v_next_true
 
   def update(runner: RunnerState, hp):
