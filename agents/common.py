@@ -237,6 +237,28 @@ def resolve_hparams(defaults: Mapping[str, Any], hparams: Mapping[str, Any] | No
   return hp
 
 
+def per_device_batch(config, mesh) -> tuple[int, int, int]:
+  """``(num_envs, batch_size, minibatch_size)`` per device for an on-policy config
+  (all of them without a mesh); a named error if they do not split evenly."""
+  num_devices = sharding.mesh_size(mesh)
+  num_envs = config.num_envs // num_devices
+  batch_size = num_envs * config.num_steps
+  if num_envs * num_devices != config.num_envs or batch_size % config.num_minibatches:
+    raise ValueError(
+        f"num_envs ({config.num_envs}) must split evenly over {num_devices} devices, and each "
+        f"device's batch (num_envs / devices * num_steps) be divisible by num_minibatches "
+        f"({config.num_minibatches})")
+  return num_envs, batch_size, batch_size // config.num_minibatches
+
+
+def sweep_defaults(config, sweepable, channels) -> dict:
+  """The values ``train(key, hparams)`` overrides: the config's sweepable fields and
+  every channel's ``<name>.coef``."""
+  defaults = {k: getattr(config, k) for k in sweepable}
+  defaults.update({f"{n}.coef": c for n, c in zip(channels.names, channels.coefs)})
+  return defaults
+
+
 class Trainer:
   """``train(key, hparams=None) -> output``, plus the pieces to run it in chunks.
 

@@ -286,8 +286,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     raise ValueError(
         f"num_envs ({config.num_envs}) and minibatch_size ({config.minibatch_size}) must split "
         f"evenly over {num_devices} devices")
-  defaults = {k: getattr(config, k) for k in SWEEPABLE}
-  defaults.update({f"{c}.coef": v for c, v in zip(channels.names, channels.coefs)})
+  defaults = common.sweep_defaults(config, SWEEPABLE, channels)
 
   # Time is the buffer's second axis: one column of transitions per environment
   # (per device: its own environments' columns, the same length of time).

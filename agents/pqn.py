@@ -161,18 +161,8 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   network = QNetwork(num_actions, channels.num_channels, tuple(config.hidden_sizes),
                      config.activation, len(obs_shape), config.layer_norm)
   num_updates = config.num_updates
-  # Per device (all of them without a mesh): environments and batch.
-  num_devices = sharding.mesh_size(mesh)
-  num_envs = config.num_envs // num_devices
-  batch_size = num_envs * config.num_steps
-  if num_envs * num_devices != config.num_envs or batch_size % config.num_minibatches:
-    raise ValueError(
-        f"num_envs ({config.num_envs}) must split evenly over {num_devices} devices, and each "
-        f"device's batch (num_envs / devices * num_steps) be divisible by num_minibatches "
-        f"({config.num_minibatches})")
-  minibatch_size = batch_size // config.num_minibatches
-  defaults = {k: getattr(config, k) for k in SWEEPABLE}
-  defaults.update({f"{n}.coef": c for n, c in zip(channels.names, channels.coefs)})
+  num_envs, batch_size, minibatch_size = common.per_device_batch(config, mesh)
+  defaults = common.sweep_defaults(config, SWEEPABLE, channels)
 
   def make_tx(hp):
     def lr_schedule(count):
