@@ -10,19 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rewardjax import sharding
-from rewardjax.envs.wrappers import EpisodeStatistics
 from rewardjax.rewards.channels import Channels
 from rewardjax.types import Transition
-
-
-def with_episode_statistics(env):
-  """Adds episode statistics unless the env already tracks them."""
-  e = env
-  while e is not None:
-    if isinstance(e, EpisodeStatistics):
-      return env
-    e = getattr(e, "_env", None) if hasattr(e, "_env") else None
-  return EpisodeStatistics(env)
 
 
 def reset_batch(env, env_params, key, num_envs: int):
@@ -108,37 +97,6 @@ def check_rewards(rewards: Channels, env, env_params, key=None, num_steps: int =
           "progress function and hyperparameters")
 
 
-def episode_metrics(info: dict) -> dict:
-  """Return/length statistics of the episodes that ended in a ``[T, N]`` rollout.
-
-  ``episode_return`` is the mean return of the episodes that ended in this
-  rollout; if none did, the mean of each environment's last finished episode;
-  NaN until some environment has finished one (never a made-up 0).
-  ``episode_return_max`` is the best of them ("did any episode reach the
-  goal?"), ``num_episodes`` how many ended in this rollout.
-  """
-  # Under sharded training every sum and max runs over all devices' environments.
-  done = info["episode_done"]
-  n = sharding.psum(jnp.sum(done))
-  ret, length = info["episode_return"], info["episode_length"].astype(jnp.float32)
-  seen = info["episode_count"][-1] > 0                     # [N] finished one ever
-  n_seen = sharding.psum(jnp.sum(seen))
-
-  def summarise(x):
-    this = sharding.psum(jnp.sum(jnp.where(done, x, 0.0))) / jnp.maximum(n, 1)
-    carried = sharding.psum(jnp.sum(jnp.where(seen, x[-1], 0.0))) / jnp.maximum(n_seen, 1)
-    return jnp.where(n > 0, this, jnp.where(n_seen > 0, carried, jnp.nan))
-
-  best = jnp.where(n > 0, sharding.pmax(jnp.max(jnp.where(done, ret, -jnp.inf))),
-                   jnp.where(n_seen > 0, sharding.pmax(jnp.max(jnp.where(seen, ret[-1], -jnp.inf))),
-                             jnp.nan))
-  return {"episode_return": summarise(ret), "episode_length": summarise(length),
-          "episode_return_max": best, "num_episodes": n}
-
-
-episode_metrics_keys = ("episode_return", "episode_length", "episode_return_max", "num_episodes")
-
-
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
   ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
   if isinstance(value, bool) or not ok:
@@ -199,7 +157,7 @@ def standardize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
 def reduce_metrics(metrics: dict, skip=()) -> dict:
   """Averages per-device metrics over the data axis (a no-op on one device).
 
-  ``skip`` names metrics already reduced (``episode_metrics``). ``nonfinite``
+  ``skip`` names metrics already reduced (``episodes.METRIC_KEYS``). ``nonfinite``
   is true if it is on any device.
   """
   if sharding.current_axis() is None:

@@ -49,7 +49,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import q_targets, sharding
+from rewardjax import episodes, q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, QNetwork
@@ -150,6 +150,7 @@ class RunnerState(NamedTuple):
   reward_state: Any
   env_state: Any
   obs: jax.Array
+  episodes: episodes.EpisodeState
   env_steps: jax.Array      # int32 scalar
   key: jax.Array
 
@@ -266,7 +267,6 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   mappings = vm.per_channel(config.value_mapping, channels.num_channels)
-  env = common.with_episode_statistics(env)
   if check_rewards:
     common.check_rewards(channels, env, env_params)
 
@@ -326,13 +326,11 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
           env, env_params, k_env, env_state, action)
       tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
                       term, trunc)
-      info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
-                                   "episode_count")}
-      return (env_state, obs2, key), (tr, info)
+      return (env_state, obs2, key), tr
 
-    (env_state, obs, key), (traj, info) = jax.lax.scan(
+    (env_state, obs, key), traj = jax.lax.scan(
         step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
-    return runner._replace(env_state=env_state, obs=obs, key=key), traj, info
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj
 
   def make_update(unravel):
     def learn(theta, opt_state, target_theta, buffer_state, key, hp, coefs, gammas):
@@ -360,7 +358,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       coefs = jnp.asarray([hp[f"{c}.coef"] for c in channels.names], jnp.float32)
       gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
       epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
-      runner, tr, info = rollout(runner, unravel(runner.theta), epsilon, coefs)
+      runner, tr = rollout(runner, unravel(runner.theta), epsilon, coefs)
       key, k_reward, k_learn = jax.random.split(runner.key, 3)
 
       # Rewards of every channel from the modules' current state, then their update.
@@ -387,15 +385,17 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
       metrics = dict(losses)
       metrics["epsilon"] = epsilon
-      metrics.update(common.episode_metrics(info))
+      episode_state, episode_metrics = episodes.track(
+          runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
+      metrics.update(episode_metrics)
       for c, name in enumerate(channels.names):
         metrics[f"reward/{name}"] = r[..., c].mean()
       metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
       metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-      metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
+      metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
       runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
                                buffer_state=buffer_state, reward_state=reward_state,
-                               env_steps=env_steps, key=key)
+                               episodes=episode_state, env_steps=env_steps, key=key)
       return runner, metrics
 
     return update
@@ -419,7 +419,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     # costs Adam and global-norm clipping several small ops per step, and a
     # Polyak target update is then one fused multiply-add.
     return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, reward_state,
-                       env_state, obs, jnp.int32(0), sharding.device_key(k_run))
+                       env_state, obs, episodes.init(num_envs), jnp.int32(0),
+                       sharding.device_key(k_run))
 
   # The parameter layout, for unflattening θ (shapes only; no network is run).
   shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import sharding, stats
+from rewardjax import episodes, sharding, stats
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
@@ -105,6 +105,7 @@ class RunnerState(NamedTuple):
   obs_moments: Any         # running observation statistics (normalize_observations)
   env_state: Any
   obs: jax.Array
+  episodes: episodes.EpisodeState
   key: jax.Array
 
 
@@ -125,7 +126,6 @@ class Rollout(NamedTuple):
   transition: Transition
   log_prob: jax.Array          # [T, N]
   value: jax.Array             # [T, N, C]  V(obs_t)
-  info: dict
 
 
 # Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
@@ -173,7 +173,6 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   channels = as_channels(rewards).resolve(config.gamma)
   if config.normalize_rewards:
     channels = common.normalize_rewards(channels)
-  env = common.with_episode_statistics(env)
   if check_rewards:
     common.check_rewards(channels, env, env_params)
 
@@ -260,9 +259,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
           env, env_params, k_env, env_state, env_action)
       final_obs = info["final_observation"]
       tr = Transition(obs, action, reward.astype(jnp.float32), final_obs, term, trunc)
-      info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
-                                   "episode_count")}
-      return (env_state, obs2, key), Rollout(tr, log_prob, value, info)
+      return (env_state, obs2, key), Rollout(tr, log_prob, value)
 
     (env_state, obs, key), traj = jax.lax.scan(
         step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
@@ -321,17 +318,19 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
     params = unravel(theta)
     metrics = {k: v.mean() for k, v in losses.items()}
-    metrics.update(common.episode_metrics(traj.info))
+    episode_state, episode_metrics = episodes.track(
+        runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
+    metrics.update(episode_metrics)
     for c, name in enumerate(channels.names):
       metrics[f"reward/{name}"] = r[..., c].mean()
     metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
     metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-    metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
+    metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
     obs_moments = runner.obs_moments
     if config.normalize_observations:
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
     runner = runner._replace(params=params, opt_state=opt_state, reward_state=reward_state,
-                             obs_moments=obs_moments, key=key)
+                             obs_moments=obs_moments, episodes=episode_state, key=key)
     return runner, metrics
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
@@ -351,7 +350,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     # costs Adam and global-norm clipping several small ops per minibatch.
     opt_state = make_tx(hp).init(ravel_pytree(params)[0])
     return RunnerState(params, opt_state, reward_state, obs_moments, env_state, obs,
-                       sharding.device_key(k_run))
+                       episodes.init(num_envs), sharding.device_key(k_run))
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))

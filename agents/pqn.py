@@ -37,7 +37,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import q_targets, sharding
+from rewardjax import episodes, q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import common
 from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
@@ -106,6 +106,7 @@ class RunnerState(NamedTuple):
   reward_state: Any
   env_state: Any
   obs: jax.Array
+  episodes: episodes.EpisodeState
   env_steps: jax.Array
   key: jax.Array
 
@@ -152,7 +153,6 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   mappings = vm.per_channel(config.value_mapping, channels.num_channels)
-  env = common.with_episode_statistics(env)
   if check_rewards:
     common.check_rewards(channels, env, env_params)
 
@@ -194,13 +194,11 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
           env, env_params, k_env, env_state, action)
       tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
                       term, trunc)
-      info = {k: info[k] for k in ("episode_done", "episode_return", "episode_length",
-                                   "episode_count")}
-      return (env_state, obs2, key), (tr, q_targets.select(q, greedy), info)
+      return (env_state, obs2, key), (tr, q_targets.select(q, greedy))
 
-    (env_state, obs, key), (traj, v_obs, info) = jax.lax.scan(
+    (env_state, obs, key), (traj, v_obs) = jax.lax.scan(
         step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
-    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs, info
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs
 
   def make_update(unravel):
     def update(runner: RunnerState, hp):
@@ -215,7 +213,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
       params = unravel(runner.theta)
       epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
-      runner, tr, v_obs, info = rollout(runner, params, epsilon, coefs)
+      runner, tr, v_obs = rollout(runner, params, epsilon, coefs)
       key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
       r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
@@ -257,13 +255,16 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
       metrics = {k: v.mean() for k, v in losses.items()}
       metrics["epsilon"] = epsilon
-      metrics.update(common.episode_metrics(info))
+      episode_state, episode_metrics = episodes.track(
+          runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
+      metrics.update(episode_metrics)
       for c, name in enumerate(channels.names):
         metrics[f"reward/{name}"] = r[..., c].mean()
       metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
       metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-      metrics = common.reduce_metrics(metrics, skip=common.episode_metrics_keys)
+      metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
       runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
+                               episodes=episode_state,
                                env_steps=runner.env_steps + config.batch_size, key=key)
       return runner, metrics
 
@@ -282,7 +283,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       reward_state = channels.init(k_reward, example)
     # One flat parameter vector for the optimiser (fewer ops per minibatch on CPU).
     return RunnerState(theta, make_tx(hp).init(theta), reward_state, env_state, obs,
-                       jnp.int32(0), sharding.device_key(k_run))
+                       episodes.init(num_envs), jnp.int32(0), sharding.device_key(k_run))
 
   # The parameter layout, for unflattening θ (shapes only; nothing is computed).
   shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),

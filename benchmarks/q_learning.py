@@ -63,7 +63,7 @@ def run(agent, env_id, steps, seeds, seed=0, **overrides):
 
 def random_return(env_id, episodes_steps=20_000, num_envs=16):
   env, params = rjx.envs.make(env_id)
-  env = common.with_episode_statistics(env)
+  env = rjx.envs.EpisodeStatistics(env)
   # A rollout of uniform random actions; mean return of the episodes it finished.
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
