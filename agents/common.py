@@ -11,7 +11,7 @@ import numpy as np
 
 from rewardjax import sharding
 from rewardjax.rewards.channels import Channels
-from rewardjax.types import Transition
+from rewardjax.types import Transition, reward_and_update
 
 
 def reset_batch(env, env_params, key, num_envs: int):
@@ -377,12 +377,16 @@ def normalize_rewards(channels: Channels) -> Channels:
   def reward_fn(state, batch):
     return channels.reward(state.channels, batch) / stats.moments_std(state.moments)
 
-  def update_fn(state, batch, key):
-    r = channels.reward(state.channels, batch)          # [T, N, C], raw
-    inner, metrics = channels.update(state.channels, batch, key)
+  def reward_and_update_fn(state, batch, key):
+    r, inner, metrics = reward_and_update(channels, state.channels, batch, key)  # raw
     done = jnp.logical_or(batch.terminated, batch.truncated)[..., None] & episodic
     ret, rets = stats.discounted_return_filter(state.ret, r, gammas, done)
     moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim - 1)))
-    return ReturnNormState(inner, ret, moments), metrics
+    return (r / stats.moments_std(state.moments), ReturnNormState(inner, ret, moments),
+            metrics)
 
-  return channels._replace(init=init_fn, reward=reward_fn, update=update_fn)
+  def update_fn(state, batch, key):
+    return reward_and_update_fn(state, batch, key)[1:]
+
+  return channels._replace(init=init_fn, reward=reward_fn, update=update_fn,
+                           reward_and_update=reward_and_update_fn)

@@ -54,7 +54,7 @@ from rewardjax import value_mapping as vm
 from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, QNetwork
 from rewardjax.rewards.channels import as_channels
-from rewardjax.types import Transition
+from rewardjax.types import Transition, reward_and_update
 
 LOSSES = ("huber", "mse")
 
@@ -362,8 +362,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       key, k_reward, k_learn = jax.random.split(runner.key, 3)
 
       # Rewards of every channel from the modules' current state, then their update.
-      r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
-      reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
+      r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
+          channels, runner.reward_state, tr, k_reward)
       stored = Stored(tr.obs, tr.action, r, tr.next_obs, tr.terminated, tr.truncated)
       buffer_state = buffer.add(runner.buffer_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), stored))
       env_steps = runner.env_steps + config.batch_size

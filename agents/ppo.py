@@ -34,7 +34,8 @@ from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
 from rewardjax.rewards.channels import as_channels
-from rewardjax.types import Transition
+from rewardjax.shuffle import shuffle_order
+from rewardjax.types import Transition, reward_and_update
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,8 +280,8 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
     # Rewards of every channel from the modules' current state, then their update.
-    r = channels.reward(runner.reward_state, tr)                       # [T, N, C]
-    reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
+    r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
+        channels, runner.reward_state, tr, k_reward)
 
     gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
     adv_c, targets = multichannel_gae(
@@ -296,7 +297,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), train_data)
 
     def epoch(carry, key):
-      perm = jax.random.permutation(key, batch_size)
+      perm = shuffle_order(key, batch_size)
       shuffled = jax.tree.map(
           lambda x: jnp.take(x, perm, axis=0).reshape(
               (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)

@@ -44,7 +44,8 @@ from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
 from rewardjax.nets import ACTIVATIONS, QNetwork
 from rewardjax.returns import channel_bootstrap
 from rewardjax.rewards.channels import as_channels
-from rewardjax.types import Transition
+from rewardjax.shuffle import shuffle_order
+from rewardjax.types import Transition, reward_and_update
 
 LOSSES = ("huber", "mse")
 
@@ -216,8 +217,8 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       runner, tr, v_obs = rollout(runner, params, epsilon, coefs)
       key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
-      r = channels.reward(runner.reward_state, tr)                      # [T, N, C]
-      reward_state, reward_metrics = channels.update(runner.reward_state, tr, k_reward)
+      r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
+          channels, runner.reward_state, tr, k_reward)
 
       # Bootstrap values with the collection-time network: Q of every true
       # next observation (one batched pass) and, for non-episodic channels, of
@@ -236,7 +237,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
                           (tr.obs, tr.action, targets))
 
       def epoch(carry, key):
-        perm = jax.random.permutation(key, batch_size)
+        perm = shuffle_order(key, batch_size)
         shuffled = jax.tree.map(
             lambda x: jnp.take(x, perm, axis=0).reshape(
                 (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)

@@ -47,10 +47,33 @@ class RewardModule(NamedTuple):
       state only.
     update: ``(state, batch, key) -> (state, metrics)``: learns, counts or updates
       statistics from the batch.
+    reward_and_update: optional ``(state, batch, key) -> (reward, state, metrics)``,
+      equal to ``reward`` followed by ``update`` on the same batch but computed
+      in one pass. Agents use it (through ``reward_and_update`` below) where a
+      module provides it: a count table that is read by ``reward`` and then
+      updated in place by ``update`` has to be copied whole between the two
+      (XLA keeps the old table alive for the read), which the fused path avoids.
   """
   init: Callable[[PRNGKey, Transition], PyTree]
   reward: Callable[[PyTree, Transition], Array]
   update: Callable[[PyTree, Transition, PRNGKey], tuple[PyTree, Metrics]]
+  reward_and_update: Callable[[PyTree, Transition, PRNGKey],
+                              tuple[Array, PyTree, Metrics]] | None = None
+
+
+def reward_and_update(module, state: PyTree, batch: Transition,
+                      key: PRNGKey) -> tuple[Array, PyTree, Metrics]:
+  """``module.reward(state, batch)`` then ``module.update(state, batch, key)``.
+
+  Uses the module's fused ``reward_and_update`` when it has one. ``module`` is
+  any reward module or ``Channels``.
+  """
+  fused = getattr(module, "reward_and_update", None)
+  if fused is not None:
+    return fused(state, batch, key)
+  r = module.reward(state, batch)
+  state, metrics = module.update(state, batch, key)
+  return r, state, metrics
 
 
 class EmptyState(NamedTuple):
@@ -91,5 +114,5 @@ def check_reward_shape(name: str, r: Array, batch: Transition) -> None:
 
 __all__ = [
     "Array", "PRNGKey", "PyTree", "Metrics", "Transition", "RewardModule",
-    "EmptyState", "stateless", "batch_shape", "check_reward_shape",
+    "EmptyState", "stateless", "batch_shape", "check_reward_shape", "reward_and_update",
 ]

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.transforms import RewardTransform, transform
-from rewardjax.types import RewardModule, Transition, check_reward_shape
+from rewardjax.types import RewardModule, Transition, check_reward_shape, reward_and_update
 
 
 class Channel(NamedTuple):
@@ -98,6 +98,7 @@ class Channels(NamedTuple):
   coefs: tuple[float, ...]
   gammas: tuple[float | None, ...]
   episodic: tuple[bool, ...]
+  reward_and_update: Callable | None = None   # fused; see types.reward_and_update
 
   @property
   def num_channels(self) -> int:
@@ -143,11 +144,23 @@ def combine(**channels: Channel | RewardModule) -> Channels:
       metrics.update({f"{name}/{n}": v for n, v in mt.items()})
     return tuple(new_states), metrics
 
+  def reward_and_update_fn(state, batch: Transition, key):
+    keys = jax.random.split(key, len(mods))
+    rs, new_states, metrics = [], [], {}
+    for name, m, s, k in zip(names, mods, state, keys):
+      r, s, mt = reward_and_update(m, s, batch, k)
+      check_reward_shape(name, r, batch)
+      rs.append(jnp.asarray(r, jnp.float32))
+      new_states.append(s)
+      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
+    return jnp.stack(rs, axis=-1), tuple(new_states), metrics
+
   return Channels(
       init_fn, reward_fn, update_fn, names,
       tuple(c.coef for c in chans.values()),
       tuple(c.gamma for c in chans.values()),
-      tuple(c.episodic for c in chans.values()))
+      tuple(c.episodic for c in chans.values()),
+      reward_and_update_fn)
 
 
 def add(*modules: RewardModule) -> RewardModule:
@@ -167,10 +180,14 @@ def add(*modules: RewardModule) -> RewardModule:
   def reward_fn(state, batch):
     return jnp.sum(combined.reward(state, batch), axis=-1)
 
-  module = RewardModule(combined.init, reward_fn, combined.update)
+  def reward_and_update_fn(state, batch, key):
+    r, state, metrics = combined.reward_and_update(state, batch, key)
+    return jnp.sum(r, axis=-1), state, metrics
+
+  module = RewardModule(combined.init, reward_fn, combined.update, reward_and_update_fn)
   if gammas:
     from rewardjax.rewards.shaping import ShapingModule  # pylint: disable=g-import-not-at-top
-    return ShapingModule(*module, gammas.pop())
+    return ShapingModule(module.init, module.reward, module.update, gammas.pop())
   return module
 
 

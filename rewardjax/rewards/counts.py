@@ -519,7 +519,15 @@ def count_bonus(beta: float = 0.01,
     }
     return CountState(counts, state.key_params), metrics
 
-  def update_lifelong(state: CountState, batch: Transition):
+  def reward_and_update_fn(state: CountState, batch: Transition, key: PRNGKey):
+    # Lifelong counts: the bonus is read back from the updated table (see
+    # update_lifelong), so the old table is never read after the scatter.
+    if episodic:
+      return reward_fn(state, batch), *update_fn(state, batch, key)
+    new_state, metrics, n, shape = update_lifelong(state, batch, with_counts=True)
+    return bonus_of(n, shape, batch), new_state, metrics
+
+  def update_lifelong(state: CountState, batch: Transition, with_counts: bool = False):
     # N is read back from the UPDATED table (N_old = N_new − the batch's visits
     # to that cell), so nothing reads the old table after the scatter-add. Reading
     # the old table there (as ``visit_counts`` does) makes XLA keep it alive across
@@ -550,9 +558,10 @@ def count_bonus(beta: float = 0.01,
         "unique_keys": unique,
         "table_occupancy": unique / counts.shape[-1],
     }
-    return CountState(counts, state.key_params, occupied), metrics
+    new_state = CountState(counts, state.key_params, occupied)
+    return (new_state, metrics, n, shape) if with_counts else (new_state, metrics)
 
-  return RewardModule(init_fn, reward_fn, update_fn)
+  return RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn)
 
 
 __all__ = [

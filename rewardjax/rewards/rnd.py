@@ -84,6 +84,7 @@ import numpy as np
 import optax
 
 from rewardjax import sharding, stats
+from rewardjax.shuffle import shuffle_order
 from rewardjax.types import Array, Metrics, PRNGKey, PyTree, RewardModule, Transition
 
 
@@ -312,8 +313,7 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
       # cost of one sort per pass instead of one per step.
       targets_all = target.apply(state.target_params, x_all)
       passes = -(-num_grad_steps * subset // num_samples)
-      order = jnp.concatenate([jax.random.permutation(k, num_samples)
-                               for k in jax.random.split(key, passes)])
+      order = shuffle_order(key, num_samples, passes).reshape(-1)
       idx = order[:num_grad_steps * subset].reshape(num_grad_steps, subset)
       (params, opt_state), losses = jax.lax.scan(
           step, (state.predictor_params, state.opt_state), idx)

@@ -16,7 +16,8 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 
 from rewardjax import stats
-from rewardjax.types import Array, Metrics, PyTree, RewardModule, Transition
+from rewardjax.types import (Array, Metrics, PyTree, RewardModule, Transition,
+                             reward_and_update)
 
 
 class RewardTransform(NamedTuple):
@@ -126,14 +127,6 @@ def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModul
     if not isinstance(t, RewardTransform):
       raise TypeError(f"transform: expected RewardTransform, got {type(t).__name__}")
 
-  def rewards_through(state, batch):
-    r = module.reward(state.module, batch)
-    inputs = []
-    for t, ts in zip(transforms, state.transforms):
-      inputs.append(r)
-      r = t.apply(ts, r, batch)
-    return r, inputs
-
   def init_fn(key, example):
     ms = module.init(key, example)
     r = module.reward(ms, example)
@@ -145,21 +138,29 @@ def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModul
     return TransformedState(ms, tuple(states))
 
   def reward_fn(state, batch):
-    return rewards_through(state, batch)[0]
+    r = module.reward(state.module, batch)
+    for t, ts in zip(transforms, state.transforms):
+      r = t.apply(ts, r, batch)
+    return r
 
-  def update_fn(state, batch, key):
-    _, inputs = rewards_through(state, batch)
-    ms, metrics = module.update(state.module, batch, key)
+  def reward_and_update_fn(state, batch, key):
+    # The module's own fused path where it has one (count tables).
+    r, ms, metrics = reward_and_update(module, state.module, batch, key)
     metrics = dict(metrics)
     states = []
-    for i, (t, ts, r) in enumerate(zip(transforms, state.transforms, inputs)):
+    for i, (t, ts) in enumerate(zip(transforms, state.transforms)):
+      out = t.apply(ts, r, batch)         # with the statistics before this batch
       ts, m = t.update(ts, r, batch)
       states.append(ts)
       metrics.update({f"transform{i}/{k}": v for k, v in m.items()})
-    return TransformedState(ms, tuple(states)), metrics
+      r = out
+    return r, TransformedState(ms, tuple(states)), metrics
+
+  def update_fn(state, batch, key):
+    return reward_and_update_fn(state, batch, key)[1:]
 
   # Keep any extra metadata (e.g. a shaping module's required gamma).
-  return _copy_meta(module, RewardModule(init_fn, reward_fn, update_fn))
+  return _copy_meta(module, RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn))
 
 
 def _copy_meta(src, new: RewardModule):
