@@ -199,7 +199,7 @@ def test_credit_crosses_batch_boundaries_to_the_first_step():
   b2 = batch([1.0, 1.0], [False, True])
   module = attention_redistribution(max_len=8, num_actions=2, width=8, buffer_size=4,
                                     episodes_per_update=2, batch_size=2)
-  init, reward, update = (jax.jit(f) for f in module)
+  init, reward, update = (jax.jit(f) for f in (module.init, module.reward, module.update))
   state = init(jax.random.PRNGKey(0), b1)
   np.testing.assert_array_equal(reward(state, b1), 0.0)
   state, _ = update(state, b1, jax.random.PRNGKey(1))
