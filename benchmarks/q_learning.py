@@ -62,23 +62,13 @@ def run(agent, env_id, steps, seeds, seed=0, **overrides):
 
 
 def random_return(env_id, episodes_steps=20_000, num_envs=16):
+  """Mean return of the episodes a uniform random policy finishes, and their number."""
   env, params = rjx.envs.make(env_id)
-  env = rjx.envs.EpisodeStatistics(env)
-  # A rollout of uniform random actions; mean return of the episodes it finished.
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 
   def roll(key):
-    k0, k1 = jax.random.split(key)
-    obs, state = common.reset_batch(env, params, k0, num_envs)
-
-    def step(state, key):
-      ka, ks = jax.random.split(key)
-      a = common.sample_actions(env, params, ka, num_envs)
-      _, state, _, _, _, info = common.step_batch(env, params, ks, state, a)
-      return state, (info["episode_done"], info["episode_return"])
-
-    _, (done, ret) = jax.lax.scan(step, state, jax.random.split(k1, episodes_steps // num_envs))
-    return jnp.sum(jnp.where(done, ret, 0.0)) / jnp.maximum(done.sum(), 1), done.sum()
+    tr = common.random_rollout(env, params, key, episodes_steps // num_envs, num_envs)
+    _, m = rjx.episodes.track(rjx.episodes.init(num_envs), tr.reward, tr.terminated | tr.truncated)
+    return m["episode_return"], m["num_episodes"]
 
   r, n = jax.jit(roll)(jax.random.PRNGKey(123))
   return float(r), int(n)

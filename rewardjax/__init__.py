@@ -11,6 +11,7 @@ _xla_flags.apply()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rewardjax import envs
+from rewardjax import episodes
 from rewardjax import progress
 from rewardjax import rewards
 from rewardjax import stats
