@@ -8,9 +8,11 @@ from typing import Any, Callable, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from rewardjax import sharding
+from rewardjax import episodes, sharding
 from rewardjax.rewards.channels import Channels
+from rewardjax.shuffle import shuffle_order
 from rewardjax.types import Transition, reward_and_update
 
 
@@ -140,6 +142,76 @@ def progress_callback(callback: Callable[[dict], None] | None, metrics: dict) ->
     call()
   else:                    # sharded: metrics are replicated; report once, from device 0
     jax.lax.cond(jax.lax.axis_index(axis) == 0, call, lambda: None)
+
+
+def rollout_metrics(metrics: dict, episode_state, tr: Transition, r: jax.Array,
+                    channel_names, reward_metrics: dict, theta: jax.Array):
+  """Completes an update's ``metrics`` (losses etc.) with what every agent reports.
+
+  Adds the episode statistics of the rollout ``tr`` (``rewardjax.episodes``),
+  ``reward/<channel>`` means of ``r`` ``[T, N, C]``, the reward modules'
+  ``rewards/<metric>``, and ``nonfinite`` (parameters ``theta`` or rewards);
+  reduces over devices when sharded. Returns ``(episode_state, metrics)``.
+  """
+  episode_state, episode_metrics = episodes.track(
+      episode_state, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
+  metrics = dict(metrics, **episode_metrics)
+  for c, name in enumerate(channel_names):
+    metrics[f"reward/{name}"] = r[..., c].mean()
+  metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
+  metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
+  return episode_state, reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
+
+
+def report(callback: Callable[[dict], None] | None, metrics: dict, i,
+           batch_size: int) -> dict:
+  """Adds ``update`` and ``env_steps`` after update ``i`` and calls the progress callback."""
+  metrics["update"] = i + 1
+  metrics["env_steps"] = (i + 1) * batch_size
+  progress_callback(callback, {k: metrics[k] for k in ("update", "env_steps", "episode_return")})
+  return metrics
+
+
+def update_decay(lr, steps_per_update: int, num_updates: int):
+  """``lr`` decayed linearly to 0 over ``num_updates``, constant within an update.
+
+  ``count`` is the optimiser step; there are ``steps_per_update`` of them per
+  update (epochs × minibatches), as in PureJaxRL's annealing.
+  """
+  def schedule(count):
+    return lr * (1.0 - (count // steps_per_update) / num_updates)
+  return schedule
+
+
+def minibatch_epochs(loss_fn: Callable, tx, theta: jax.Array, opt_state, data, key: jax.Array,
+                     num_epochs: int, num_minibatches: int):
+  """``num_epochs`` passes of minibatch SGD over ``data`` (a pytree of ``[B, ...]``).
+
+  Each epoch shuffles the batch (``shuffle_order``) and splits it into
+  ``num_minibatches``; ``loss_fn(theta, *minibatch) -> (loss, metrics)`` is
+  differentiated with respect to the flat parameter vector ``theta``, gradients
+  are averaged across devices when sharded. Returns ``((theta, opt_state),
+  metrics [num_epochs, num_minibatches])``.
+  """
+  batch_size = jax.tree.leaves(data)[0].shape[0]
+  minibatch_size = batch_size // num_minibatches
+
+  def epoch(carry, key):
+    perm = shuffle_order(key, batch_size)
+    shuffled = jax.tree.map(
+        lambda x: jnp.take(x, perm, axis=0).reshape(
+            (num_minibatches, minibatch_size) + x.shape[1:]), data)
+
+    def minibatch(carry, mb):
+      theta, opt_state = carry
+      grads, m = jax.grad(loss_fn, has_aux=True)(theta, *mb)
+      grads = sharding.pmean(grads)        # data-parallel: the global minibatch's gradient
+      updates, opt_state = tx.update(grads, opt_state, theta)
+      return (optax.apply_updates(theta, updates), opt_state), m
+
+    return jax.lax.scan(minibatch, carry, shuffled)
+
+  return jax.lax.scan(epoch, (theta, opt_state), jax.random.split(key, num_epochs))
 
 
 # --------------------------------------------------------------------------- scale

@@ -385,14 +385,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
       metrics = dict(losses)
       metrics["epsilon"] = epsilon
-      episode_state, episode_metrics = episodes.track(
-          runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
-      metrics.update(episode_metrics)
-      for c, name in enumerate(channels.names):
-        metrics[f"reward/{name}"] = r[..., c].mean()
-      metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
-      metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-      metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
+      episode_state, metrics = common.rollout_metrics(
+          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
       runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
                                buffer_state=buffer_state, reward_state=reward_state,
                                episodes=episode_state, env_steps=env_steps, key=key)
@@ -430,11 +424,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, i, common.resolve_hparams(defaults, hparams))
-    metrics["update"] = i + 1
-    metrics["env_steps"] = (i + 1) * config.batch_size
-    common.progress_callback(callback, {
-        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-    return runner, metrics
+    return runner, common.report(callback, metrics, i, config.batch_size)
 
   return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
                         sweepable=tuple(defaults))

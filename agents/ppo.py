@@ -34,7 +34,6 @@ from rewardjax.agents import common
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
 from rewardjax.rewards.channels import as_channels
-from rewardjax.shuffle import shuffle_order
 from rewardjax.types import Transition, reward_and_update
 
 
@@ -203,17 +202,13 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     log_prob_fn, entropy_fn = gaussian.log_prob, gaussian.entropy
   net_cls = type(network)
   num_updates = config.num_updates
-  num_envs, batch_size, minibatch_size = common.per_device_batch(config, mesh)
+  num_envs, batch_size, _ = common.per_device_batch(config, mesh)
   defaults = common.sweep_defaults(config, SWEEPABLE, channels)
 
   def make_tx(hp):
-    def lr_schedule(count):
-      frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
-      return hp["lr"] * frac
-
-    return optax.chain(
-        optax.clip_by_global_norm(hp["max_grad_norm"]),
-        optax.adam(lr_schedule if config.anneal_lr else hp["lr"], eps=1e-5))
+    lr = (common.update_decay(hp["lr"], config.num_minibatches * config.update_epochs,
+                              num_updates) if config.anneal_lr else hp["lr"])
+    return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
 
   def prep(obs, moments):
     if not config.normalize_observations:
@@ -296,37 +291,15 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
                                 traj.value), advantages, targets)
     flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), train_data)
 
-    def epoch(carry, key):
-      perm = shuffle_order(key, batch_size)
-      shuffled = jax.tree.map(
-          lambda x: jnp.take(x, perm, axis=0).reshape(
-              (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
-
-      def minibatch(carry, mb):
-        theta, opt_state = carry
-        grads, m = jax.grad(lambda th, *b: loss_fn(unravel(th), *b, hp), has_aux=True)(theta, *mb)
-        grads = sharding.pmean(grads)        # data-parallel: the global minibatch's gradient
-        updates, opt_state = tx.update(grads, opt_state, theta)
-        return (optax.apply_updates(theta, updates), opt_state), m
-
-      return jax.lax.scan(minibatch, carry, shuffled)
-
     theta, unravel = ravel_pytree(runner.params)
-    tx = make_tx(hp)
-    (theta, opt_state), losses = jax.lax.scan(
-        epoch, (theta, runner.opt_state),
-        jax.random.split(k_perm, config.update_epochs))
+    (theta, opt_state), losses = common.minibatch_epochs(
+        lambda th, *b: loss_fn(unravel(th), *b, hp), make_tx(hp), theta, runner.opt_state,
+        flat, k_perm, config.update_epochs, config.num_minibatches)
 
     params = unravel(theta)
     metrics = {k: v.mean() for k, v in losses.items()}
-    episode_state, episode_metrics = episodes.track(
-        runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
-    metrics.update(episode_metrics)
-    for c, name in enumerate(channels.names):
-      metrics[f"reward/{name}"] = r[..., c].mean()
-    metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
-    metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-    metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
+    episode_state, metrics = common.rollout_metrics(
+        metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
     obs_moments = runner.obs_moments
     if config.normalize_observations:
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
@@ -355,11 +328,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
-    metrics["update"] = i + 1
-    metrics["env_steps"] = (i + 1) * config.batch_size
-    common.progress_callback(callback, {
-        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-    return runner, metrics
+    return runner, common.report(callback, metrics, i, config.batch_size)
 
   return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
                         sweepable=tuple(defaults))

@@ -44,7 +44,6 @@ from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
 from rewardjax.nets import ACTIVATIONS, QNetwork
 from rewardjax.returns import channel_bootstrap
 from rewardjax.rewards.channels import as_channels
-from rewardjax.shuffle import shuffle_order
 from rewardjax.types import Transition, reward_and_update
 
 LOSSES = ("huber", "mse")
@@ -162,17 +161,13 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   network = QNetwork(num_actions, channels.num_channels, tuple(config.hidden_sizes),
                      config.activation, len(obs_shape), config.layer_norm)
   num_updates = config.num_updates
-  num_envs, batch_size, minibatch_size = common.per_device_batch(config, mesh)
+  num_envs, batch_size, _ = common.per_device_batch(config, mesh)
   defaults = common.sweep_defaults(config, SWEEPABLE, channels)
 
   def make_tx(hp):
-    def lr_schedule(count):
-      frac = 1.0 - (count // (config.num_minibatches * config.update_epochs)) / num_updates
-      return hp["lr"] * frac
-
-    return optax.chain(
-        optax.clip_by_global_norm(hp["max_grad_norm"]),
-        optax.radam(lr_schedule if config.anneal_lr else hp["lr"]))
+    lr = (common.update_decay(hp["lr"], config.num_minibatches * config.update_epochs,
+                              num_updates) if config.anneal_lr else hp["lr"])
+    return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.radam(lr))
 
   def q_values(params, obs):
     """Q in the regular space ``[..., A, C]``."""
@@ -236,34 +231,14 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                           (tr.obs, tr.action, targets))
 
-      def epoch(carry, key):
-        perm = shuffle_order(key, batch_size)
-        shuffled = jax.tree.map(
-            lambda x: jnp.take(x, perm, axis=0).reshape(
-                (config.num_minibatches, minibatch_size) + x.shape[1:]), flat)
-
-        def minibatch(carry, mb):
-          theta, opt_state = carry
-          grads, m = jax.grad(loss_fn, has_aux=True)(theta, unravel, *mb)
-          grads = sharding.pmean(grads)      # data-parallel: the global minibatch's gradient
-          updates, opt_state = tx.update(grads, opt_state, theta)
-          return (optax.apply_updates(theta, updates), opt_state), m
-
-        return jax.lax.scan(minibatch, carry, shuffled)
-
-      (theta, opt_state), losses = jax.lax.scan(
-          epoch, (runner.theta, runner.opt_state), jax.random.split(k_perm, config.update_epochs))
+      (theta, opt_state), losses = common.minibatch_epochs(
+          lambda th, *b: loss_fn(th, unravel, *b), tx, runner.theta, runner.opt_state, flat,
+          k_perm, config.update_epochs, config.num_minibatches)
 
       metrics = {k: v.mean() for k, v in losses.items()}
       metrics["epsilon"] = epsilon
-      episode_state, episode_metrics = episodes.track(
-          runner.episodes, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
-      metrics.update(episode_metrics)
-      for c, name in enumerate(channels.names):
-        metrics[f"reward/{name}"] = r[..., c].mean()
-      metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
-      metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-      metrics = common.reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
+      episode_state, metrics = common.rollout_metrics(
+          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
       runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
                                episodes=episode_state,
                                env_steps=runner.env_steps + config.batch_size, key=key)
@@ -294,11 +269,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
-    metrics["update"] = i + 1
-    metrics["env_steps"] = (i + 1) * config.batch_size
-    common.progress_callback(callback, {
-        k: metrics[k] for k in ("update", "env_steps", "episode_return")})
-    return runner, metrics
+    return runner, common.report(callback, metrics, i, config.batch_size)
 
   return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
                         sweepable=tuple(defaults))

@@ -503,7 +503,7 @@ def count_bonus(beta: float = 0.01,
   def update_fn(state: CountState, batch: Transition, key: PRNGKey):
     del key
     if not episodic:
-      return update_lifelong(state, batch)
+      return update_lifelong(state, batch)[:2]
     n, idx, shape, eps = visit_counts(state, batch)
     rows = jnp.arange(idx.shape[0])[:, None]
     env, open_seg, ended = eps
@@ -524,10 +524,11 @@ def count_bonus(beta: float = 0.01,
     # update_lifelong), so the old table is never read after the scatter.
     if episodic:
       return reward_fn(state, batch), *update_fn(state, batch, key)
-    new_state, metrics, n, shape = update_lifelong(state, batch, with_counts=True)
+    new_state, metrics, n, shape = update_lifelong(state, batch)
     return bonus_of(n, shape, batch), new_state, metrics
 
-  def update_lifelong(state: CountState, batch: Transition, with_counts: bool = False):
+  def update_lifelong(state: CountState, batch: Transition):
+    """``(new state, metrics, N per transition, batch shape)``."""
     # N is read back from the UPDATED table (N_old = N_new − the batch's visits
     # to that cell), so nothing reads the old table after the scatter-add. Reading
     # the old table there (as ``visit_counts`` does) makes XLA keep it alive across
@@ -559,7 +560,7 @@ def count_bonus(beta: float = 0.01,
         "table_occupancy": unique / counts.shape[-1],
     }
     new_state = CountState(counts, state.key_params, occupied)
-    return (new_state, metrics, n, shape) if with_counts else (new_state, metrics)
+    return new_state, metrics, n, shape
 
   return RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn)
 
