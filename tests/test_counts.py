@@ -46,7 +46,7 @@ def _deepsea_obs(cells, size=10):
 
 def test_bonus_is_beta_over_sqrt_n_for_a_state_seen_n_times():
   beta = 0.3
-  module = _jit(counts.count_bonus(beta=beta, key_fn="onehot"))
+  module = _jit(counts.count_bonus(beta=beta, key_fn="onehot", batch_counts="sequential"))
   rng = np.random.default_rng(0)
   cells = rng.integers(0, 101, size=200)                  # 100 cells + terminal
   state = module.init(KEY, _batch(_deepsea_obs(cells[:50])))
@@ -75,12 +75,16 @@ def test_total_batch_counts_use_the_count_after_the_batch():
   np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [3, 1, 3, 3, 1])
   state, _ = module.update(state, batch, KEY)
   np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [6, 2, 6, 6, 2])
+  # "total" is the default (Tang et al.'s Algorithm 1), also on the fused path agents use.
+  default = counts.count_bonus(beta=1.0, key_fn="onehot")
+  r, _, _ = jax.jit(default.reward_and_update)(default.init(KEY, batch), batch, KEY)
+  np.testing.assert_array_equal(_n(r, 1.0), [3, 1, 3, 3, 1])
 
 
 def test_sequential_bonuses_do_not_depend_on_how_the_stream_is_batched():
   rng = np.random.default_rng(1)
   obs = jnp.asarray(rng.integers(0, 4, size=(24, 2)), jnp.int32)   # integer grid, exact keys
-  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact"))
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", batch_counts="sequential"))
   whole = module.reward(module.init(KEY, _batch(obs)), _batch(obs))
   state = module.init(KEY, _batch(obs[:6]))
   parts = []
@@ -124,7 +128,7 @@ def test_simhash_near_observations_share_keys_far_ones_do_not():
   assert np.all(np.asarray(code(x)) != np.asarray(code(-x)))   # every bit flips
   assert len(np.unique(np.asarray(code(x)))) == 64
   # Through the module: a near-duplicate counts as a second visit.
-  module = _jit(counts.count_bonus(beta=1.0, key_fn="simhash"))
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="simhash", batch_counts="sequential"))
   state = module.init(jax.random.PRNGKey(4), _batch(x))
   n = _n(module.reward(state, _batch(jnp.concatenate([x, near, far]))), 1.0)
   np.testing.assert_array_equal(n, [1] * 64 + [2] * 64 + [1] * 64)
@@ -169,7 +173,7 @@ def test_episodic_counts_reset_at_episode_end():
   term[1, 0] = True                                       # env 0: episode ends at step 1
   trunc[0, 1] = True                                      # env 1: truncated at step 0 and 2
   trunc[2, 1] = True
-  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", episodic=True))
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", episodic=True, batch_counts="sequential"))
   batch = _batch(obs, term, trunc)
   state = module.init(KEY, batch)
   assert state.counts.shape == (1, n, counts.DEFAULT_EPISODIC_TABLE_SIZE)
@@ -182,7 +186,7 @@ def test_episodic_counts_reset_at_episode_end():
   nxt = _batch(obs[:1], np.zeros((1, n), bool))
   np.testing.assert_array_equal(_n(module.reward(state, nxt), 1.0), [[3, 2, 5]])
   # A lifelong count over the same batch never resets.
-  lifelong = _jit(counts.count_bonus(beta=1.0, key_fn="exact"))
+  lifelong = _jit(counts.count_bonus(beta=1.0, key_fn="exact", batch_counts="sequential"))
   np.testing.assert_array_equal(
       _n(lifelong.reward(lifelong.init(KEY, batch), batch), 1.0).reshape(-1),
       np.arange(1, t * n + 1))
@@ -300,7 +304,7 @@ def test_episodic_progress_counts_jit_and_vmap():
 
 
 def test_metrics_and_argument_checks():
-  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot"))
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", batch_counts="sequential"))
   batch = _batch(_deepsea_obs([0, 0, 1, 2], size=2))
   state = module.init(KEY, batch)
   _, metrics = module.update(state, batch, KEY)

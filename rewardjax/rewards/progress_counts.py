@@ -132,7 +132,7 @@ def progress_counts(progress_fn,
                     episodic: bool = False,
                     table_size: int | None = None,
                     num_hashes: int = 1,
-                    batch_counts: str = "sequential") -> RewardModule:
+                    batch_counts: str = "total") -> RewardModule:
   """Count bonus ``β/√N(bins(p(s')))`` over binned progress (Sarukkai et al. 2024).
 
   Args:
