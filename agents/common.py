@@ -6,6 +6,7 @@ import math
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -53,6 +54,49 @@ def random_rollout(env, env_params, key, num_steps: int, num_envs: int) -> Trans
 
   _, traj = jax.lax.scan(step, (obs, state), jax.random.split(k_roll, num_steps))
   return traj
+
+
+class Start(NamedTuple):
+  """What every agent's ``init`` draws first (``start``)."""
+  params: Any                # the network's initial parameters
+  obs: jax.Array             # [num_envs, ...] first observations
+  env_state: Any
+  example: Transition        # [num_steps, num_envs] random-action rollout
+  reward_state: Any          # the channels' initial state (from ``example``)
+  key: jax.Array             # the run's key (per device when sharded)
+
+
+def start(key, env, env_params, network, channels: Channels, num_steps: int,
+          num_envs: int) -> Start:
+  """Resets the environments, initialises the network and the reward channels.
+
+  Sharded (under ``sharding.data_axis``), each device resets its own
+  environments and gets its own run key, while the example rollout (and so the
+  reward modules' initial state) is the same on every device: replicated state
+  starts replicated. Agents that need more from the example (PPO's observation
+  moments) compute it under ``sharding.data_axis(None)`` too.
+  """
+  k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
+  obs, env_state = reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
+  params = network.init(k_net, obs)
+  with sharding.data_axis(None):
+    example = random_rollout(env, env_params, k_example, num_steps, num_envs)
+    reward_state = channels.init(k_reward, example)
+  return Start(params, obs, env_state, example, reward_state, sharding.device_key(k_run))
+
+
+def flat_unravel(network, obs_shape) -> Callable:
+  """``unravel(theta)``: the network's parameter pytree from one flat vector.
+
+  Agents keep parameters as one flat vector for the optimiser: on CPU each
+  pytree leaf costs Adam and global-norm clipping several small ops per step.
+  Only shapes are traced here; no network is run.
+  """
+  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
+                          jnp.zeros((1,) + tuple(obs_shape), jnp.float32))
+  _, unravel = jax.flatten_util.ravel_pytree(
+      jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes))
+  return unravel
 
 
 def categorical_log_prob(logits: jax.Array, action: jax.Array) -> jax.Array:

@@ -45,7 +45,6 @@ from typing import Any, Callable, NamedTuple
 import flashbax as fbx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -195,6 +194,63 @@ def epsilon_greedy(key, greedy, num_actions, epsilon):
   return jnp.where(jax.random.uniform(k_explore, greedy.shape) < epsilon, random, greedy)
 
 
+class QAgentSetup(NamedTuple):
+  """What DQN's and PQN's ``make_train`` build the same way from their arguments."""
+  channels: Any               # resolved ``Channels``
+  unresolved_gammas: tuple    # per channel: its own γ, or None (the agent's ``gamma``)
+  mappings: Any               # per-channel value mappings
+  num_actions: int
+  network: QNetwork
+  q_values: Callable          # (params, obs) -> Q in the regular space [..., A, C]
+
+
+def q_agent_setup(agent: str, config, env, env_params, rewards,
+                  check_rewards: bool) -> QAgentSetup:
+  """Channels, value mappings and the Q-network of a value-based agent named ``agent``."""
+  space = env.action_space(env_params)
+  if not hasattr(space, "n"):
+    raise ValueError(f"{agent} needs a discrete action space; {type(space).__name__} given")
+  unresolved_gammas = as_channels(rewards).gammas
+  channels = as_channels(rewards).resolve(config.gamma)
+  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
+  if check_rewards:
+    common.check_rewards(channels, env, env_params)
+  obs_shape = env.observation_space(env_params).shape
+  network = QNetwork(int(space.n), channels.num_channels, tuple(config.hidden_sizes),
+                     config.activation, len(obs_shape), config.layer_norm)
+
+  def q_values(params, obs):
+    return vm.apply(mappings, network.apply(params, obs), inverse=True)
+
+  return QAgentSetup(channels, unresolved_gammas, mappings, int(space.n), network, q_values)
+
+
+def epsilon_greedy_rollout(env, env_params, q_values, num_actions: int, num_steps: int,
+                           env_state, obs, key, params, epsilon, coefs):
+  """``num_steps`` ε-greedy steps of a batch of environments (a ``lax.scan``).
+
+  Actions are greedy on the coefficient-weighted regular-space Q
+  (``q_targets.greedy_action``). Returns ``((env_state, obs, key), traj, q_greedy)``:
+  the carry after the last step, time-major ``Transition``s ``[T, N]`` (with the
+  true next observation at episode ends) and ``Q(s_t, greedy_t)`` per channel
+  ``[T, N, C]`` (PQN bootstraps from it; DQN ignores it and XLA drops it).
+  """
+  def step(carry, _):
+    env_state, obs, key = carry
+    key, k_act, k_env = jax.random.split(key, 3)
+    q = q_values(params, obs)
+    greedy = q_targets.greedy_action(q, coefs)
+    action = epsilon_greedy(k_act, greedy, num_actions, epsilon)
+    obs2, env_state, reward, term, trunc, info = common.step_batch(
+        env, env_params, k_env, env_state, action)
+    tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
+                    term, trunc)
+    return (env_state, obs2, key), (tr, q_targets.select(q, greedy))
+
+  carry, (traj, q_greedy) = jax.lax.scan(step, (env_state, obs, key), None, num_steps)
+  return carry, traj, q_greedy
+
+
 def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, episodic,
            mappings, double_dqn: bool, loss: str = "huber"):
   """The (n-step, multi-channel, value-mapped) DQN loss on a batch of ``[B, n]`` sequences.
@@ -260,21 +316,11 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   """
   if not isinstance(config, DQNConfig):
     raise TypeError(f"config must be a DQNConfig, got {type(config).__name__}")
-  space = env.action_space(env_params)
-  if not hasattr(space, "n"):
-    raise ValueError(
-        f"DQN needs a discrete action space; {type(space).__name__} given")
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
-  if check_rewards:
-    common.check_rewards(channels, env, env_params)
-
-  num_actions = int(space.n)
-  num_channels = channels.num_channels
+  setup = q_agent_setup("DQN", config, env, env_params, rewards, check_rewards)
   obs_shape = env.observation_space(env_params).shape
-  network = QNetwork(num_actions, num_channels, tuple(config.hidden_sizes), config.activation,
-                     len(obs_shape), config.layer_norm)
+  channels, unresolved_gammas, mappings = setup.channels, setup.unresolved_gammas, setup.mappings
+  network, q_values, num_actions = setup.network, setup.q_values, setup.num_actions
+  num_channels = channels.num_channels
   num_updates = config.num_updates
   n = config.n_step
   # Per device (all of them without a mesh): environments and replay minibatch.
@@ -307,29 +353,15 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   # Target updates happen on update boundaries: every k updates.
   target_every = max(1, config.target_update_interval // config.batch_size)
 
-  def q_values(params, obs):
-    """Q in the regular space ``[..., A, C]``."""
-    return vm.apply(mappings, network.apply(params, obs), inverse=True)
-
   def loss_fn(theta, target_theta, unravel, batch: Stored, coefs, gammas):
     return q_loss(network.apply, unravel(theta), unravel(target_theta), batch, coefs=coefs,
                   gammas=gammas, episodic=channels.episodic, mappings=mappings,
                   double_dqn=config.double_dqn, loss=config.loss)
 
   def rollout(runner: RunnerState, params, epsilon, coefs):
-    def step(carry, _):
-      env_state, obs, key = carry
-      key, k_act, k_env = jax.random.split(key, 3)
-      q = q_values(params, obs)
-      action = epsilon_greedy(k_act, q_targets.greedy_action(q, coefs), num_actions, epsilon)
-      obs2, env_state, reward, term, trunc, info = common.step_batch(
-          env, env_params, k_env, env_state, action)
-      tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
-                      term, trunc)
-      return (env_state, obs2, key), tr
-
-    (env_state, obs, key), traj = jax.lax.scan(
-        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    (env_state, obs, key), traj, _ = epsilon_greedy_rollout(
+        env, env_params, q_values, num_actions, config.num_steps, runner.env_state,
+        runner.obs, runner.key, params, epsilon, coefs)
     return runner._replace(env_state=env_state, obs=obs, key=key), traj
 
   def make_update(unravel):
@@ -396,31 +428,19 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
     hp = common.resolve_hparams(defaults, hparams)
-    k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    # Sharded: each device resets its own environments and samples its own actions.
-    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
-    theta, _ = ravel_pytree(network.init(k_net, obs))
-    # The example rollout (and so the reward modules' initial state) is the same
-    # on every device: replicated state starts replicated.
-    with sharding.data_axis(None):
-      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
-      reward_state = channels.init(k_reward, example)
+    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    theta, _ = ravel_pytree(st.params)
+    example = st.example
     item = Stored(example.obs[0, 0], example.action[0, 0],
                   jnp.zeros((num_channels,), jnp.float32), example.next_obs[0, 0],
                   example.terminated[0, 0], example.truncated[0, 0])
     buffer_state = buffer.init(item)
-    # The optimiser works on one flat parameter vector: on CPU each pytree leaf
-    # costs Adam and global-norm clipping several small ops per step, and a
-    # Polyak target update is then one fused multiply-add.
-    return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, reward_state,
-                       env_state, obs, episodes.init(num_envs), jnp.int32(0),
-                       sharding.device_key(k_run))
+    # One flat parameter vector (common.flat_unravel): a Polyak target update is
+    # then one fused multiply-add.
+    return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, st.reward_state,
+                       st.env_state, st.obs, episodes.init(num_envs), jnp.int32(0), st.key)
 
-  # The parameter layout, for unflattening θ (shapes only; no network is run).
-  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
-                          jnp.zeros((1,) + tuple(obs_shape), jnp.float32))
-  _, unravel = ravel_pytree(jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes))
-  update = make_update(unravel)
+  update = make_update(common.flat_unravel(network, obs_shape))
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, i, common.resolve_hparams(defaults, hparams))

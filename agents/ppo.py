@@ -309,22 +309,15 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
     hp = common.resolve_hparams(defaults, hparams)
-    k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    # Sharded: each device resets its own environments and samples its own actions.
-    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
-    params = network.init(k_net, obs)
-    # The example rollout (and so the reward modules' initial state) is the same
-    # on every device: replicated state starts replicated.
-    with sharding.data_axis(None):
-      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
-      reward_state = channels.init(k_reward, example)
+    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    with sharding.data_axis(None):   # replicated, as the reward state
       obs_moments = stats.moments_update(stats.moments_init(obs_shape),
-                                         example.obs.astype(jnp.float32), axes=(0, 1))
+                                         st.example.obs.astype(jnp.float32), axes=(0, 1))
     # The optimiser works on one flat parameter vector: on CPU each pytree leaf
     # costs Adam and global-norm clipping several small ops per minibatch.
-    opt_state = make_tx(hp).init(ravel_pytree(params)[0])
-    return RunnerState(params, opt_state, reward_state, obs_moments, env_state, obs,
-                       episodes.init(num_envs), sharding.device_key(k_run))
+    opt_state = make_tx(hp).init(ravel_pytree(st.params)[0])
+    return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
+                       st.obs, episodes.init(num_envs), st.key)
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))

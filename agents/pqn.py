@@ -33,18 +33,16 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import episodes, q_targets, sharding
+from rewardjax import episodes, q_targets
 from rewardjax import value_mapping as vm
 from rewardjax.agents import common
-from rewardjax.agents.dqn import epsilon_greedy, linear_epsilon
-from rewardjax.nets import ACTIVATIONS, QNetwork
+from rewardjax.agents.dqn import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
+from rewardjax.nets import ACTIVATIONS
 from rewardjax.returns import channel_bootstrap
-from rewardjax.rewards.channels import as_channels
-from rewardjax.types import Transition, reward_and_update
+from rewardjax.types import reward_and_update
 
 LOSSES = ("huber", "mse")
 
@@ -147,19 +145,10 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   """
   if not isinstance(config, PQNConfig):
     raise TypeError(f"config must be a PQNConfig, got {type(config).__name__}")
-  space = env.action_space(env_params)
-  if not hasattr(space, "n"):
-    raise ValueError(f"PQN needs a discrete action space; {type(space).__name__} given")
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
-  if check_rewards:
-    common.check_rewards(channels, env, env_params)
-
-  num_actions = int(space.n)
+  setup = q_agent_setup("PQN", config, env, env_params, rewards, check_rewards)
   obs_shape = env.observation_space(env_params).shape
-  network = QNetwork(num_actions, channels.num_channels, tuple(config.hidden_sizes),
-                     config.activation, len(obs_shape), config.layer_norm)
+  channels, unresolved_gammas, mappings = setup.channels, setup.unresolved_gammas, setup.mappings
+  network, q_values, num_actions = setup.network, setup.q_values, setup.num_actions
   num_updates = config.num_updates
   num_envs, batch_size, _ = common.per_device_batch(config, mesh)
   defaults = common.sweep_defaults(config, SWEEPABLE, channels)
@@ -169,10 +158,6 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
                               num_updates) if config.anneal_lr else hp["lr"])
     return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.radam(lr))
 
-  def q_values(params, obs):
-    """Q in the regular space ``[..., A, C]``."""
-    return vm.apply(mappings, network.apply(params, obs), inverse=True)
-
   def loss_fn(theta, unravel, obs, action, target_mapped):
     q_mapped = network.apply(unravel(theta), obs)
     q_taken = q_targets.select(q_mapped, action)                       # [B, C]
@@ -180,20 +165,9 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     return loss, {"loss": loss, "q_mean": q_taken.mean()}
 
   def rollout(runner: RunnerState, params, epsilon, coefs):
-    def step(carry, _):
-      env_state, obs, key = carry
-      key, k_act, k_env = jax.random.split(key, 3)
-      q = q_values(params, obs)
-      greedy = q_targets.greedy_action(q, coefs)
-      action = epsilon_greedy(k_act, greedy, num_actions, epsilon)
-      obs2, env_state, reward, term, trunc, info = common.step_batch(
-          env, env_params, k_env, env_state, action)
-      tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
-                      term, trunc)
-      return (env_state, obs2, key), (tr, q_targets.select(q, greedy))
-
-    (env_state, obs, key), (traj, v_obs) = jax.lax.scan(
-        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    (env_state, obs, key), traj, v_obs = epsilon_greedy_rollout(
+        env, env_params, q_values, num_actions, config.num_steps, runner.env_state,
+        runner.obs, runner.key, params, epsilon, coefs)
     return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs
 
   def make_update(unravel):
@@ -248,24 +222,12 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
     hp = common.resolve_hparams(defaults, hparams)
-    k_net, k_env, k_example, k_reward, k_run = jax.random.split(key, 5)
-    # Sharded: each device resets its own environments and samples its own actions.
-    obs, env_state = common.reset_batch(env, env_params, sharding.device_key(k_env), num_envs)
-    theta, _ = ravel_pytree(network.init(k_net, obs))
-    # The example rollout (and so the reward modules' initial state) is the same
-    # on every device: replicated state starts replicated.
-    with sharding.data_axis(None):
-      example = common.random_rollout(env, env_params, k_example, config.num_steps, num_envs)
-      reward_state = channels.init(k_reward, example)
-    # One flat parameter vector for the optimiser (fewer ops per minibatch on CPU).
-    return RunnerState(theta, make_tx(hp).init(theta), reward_state, env_state, obs,
-                       episodes.init(num_envs), jnp.int32(0), sharding.device_key(k_run))
+    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    theta, _ = ravel_pytree(st.params)      # one flat vector (common.flat_unravel)
+    return RunnerState(theta, make_tx(hp).init(theta), st.reward_state, st.env_state, st.obs,
+                       episodes.init(num_envs), jnp.int32(0), st.key)
 
-  # The parameter layout, for unflattening θ (shapes only; nothing is computed).
-  shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0),
-                          jnp.zeros((1,) + tuple(obs_shape), jnp.float32))
-  _, unravel = ravel_pytree(jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes))
-  update = make_update(unravel)
+  update = make_update(common.flat_unravel(network, obs_shape))
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
