@@ -54,6 +54,11 @@ def check_reward_statistics():
   sharded, _ = sharded_update(counts, s0)
   assert int(single.counts.sum()) == 2 * batch.reward.size
   same_on_devices(sharded.counts, single.counts, exact=True)
+  # Bonuses ("total", the default): the count after every device's visits, as on one device.
+  bonus = lambda s, b, k: (counts.reward_and_update(s, b, k)[0], ())
+  single_b = bonus(s0, batch, key)[0]
+  sharded_b = sharding.shard(bonus, mesh, (False, True, False))(s0, split_envs(batch), key)[0]
+  np.testing.assert_array_equal(sharded_b, split_envs(single_b))
 
   # Running moments.
   m0 = stats.moments_update(stats.moments_init((4,)), batch.obs, axes=(0, 1))

@@ -38,11 +38,14 @@ counted on the fly:
 
 * ``"total"`` (default): every transition uses the count after the whole batch,
   as in Tang et al.'s Algorithm 1 (update the table with the batch, then compute
-  bonuses). The bonus is then one gather from the updated table.
+  bonuses). The bonus is then one gather from the updated table; sharded over
+  devices, that table holds every device's visits, so bonuses equal the
+  single-device ones.
 * ``"sequential"``: the batch is read in row-major order (for a time-major
   ``[T, N]`` rollout: step by step, environments in order) and each transition
   counts the visits before it plus itself. Bonuses then do not depend on how a
-  stream of transitions is cut into batches: an online count. It needs each
+  stream of transitions is cut into batches: an online count (sharded, the
+  ranks are taken within each device's share of the batch). It needs each
   visit's rank among equal keys (one sort of the batch) on the way to the bonus;
   on a 2-core CPU, PPO + counts on CartPole with 4 environments kept 0.78× of
   plain PPO's steps/s with it against 0.94–0.96× with ``"total"``
@@ -556,8 +559,12 @@ def count_bonus(beta: float = 0.01,
       visits = jnp.zeros_like(state.counts).at[rows, idx].add(1)
       counts = state.counts + sharding.psum(visits)
       occupied = jnp.sum(counts > 0, axis=-1, dtype=jnp.int32)
-    within = rank if batch_counts == "sequential" else size
-    n = jnp.min(prior + within, axis=0)
+    if batch_counts == "total":
+      # The count after the whole batch (every device's visits when sharded).
+      n = jnp.min(counts[rows, idx], axis=0)
+    else:
+      # Visits before this one (ranks are per device when sharded), plus itself.
+      n = jnp.min(prior + rank, axis=0)
     unique = jnp.max(occupied).astype(jnp.float32)
     metrics = {
         "bonus_mean": jnp.mean(bonus_of(n, shape, batch)).astype(jnp.float32),
