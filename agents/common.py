@@ -162,6 +162,19 @@ def check_unit_interval(name: str, value, closed_low: bool = False):
     raise ValueError(f"{name} must be in {interval}, got {value!r}")
 
 
+class RolloutSizes:
+  """Mixin for agent configs with ``num_envs``, ``num_steps`` and ``total_timesteps``."""
+
+  @property
+  def batch_size(self) -> int:
+    """Env steps per update (all environments)."""
+    return self.num_envs * self.num_steps
+
+  @property
+  def num_updates(self) -> int:
+    return self.total_timesteps // self.batch_size
+
+
 def check_rollout(num_envs: int, num_steps: int, num_minibatches: int,
                   total_timesteps: int) -> None:
   """On-policy batch checks shared by PPO and PQN configs (clear errors before compiling)."""

@@ -59,7 +59,7 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(common.RolloutSizes):
   """DQN hyperparameters (CartPole-scale defaults)."""
   total_timesteps: int = 500_000
   num_envs: int = 8               # environments stepped together
@@ -124,15 +124,6 @@ class DQNConfig:
     if self.learning_starts >= self.total_timesteps:
       raise ValueError(f"learning_starts ({self.learning_starts}) must be smaller than "
                        f"total_timesteps ({self.total_timesteps})")
-
-  @property
-  def batch_size(self) -> int:
-    """Env steps per update (all environments)."""
-    return self.num_envs * self.num_steps
-
-  @property
-  def num_updates(self) -> int:
-    return self.total_timesteps // self.batch_size
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,7 +38,7 @@ from rewardjax.types import Transition, reward_and_update
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(common.RolloutSizes):
   """PPO hyperparameters; defaults follow PureJaxRL's CartPole settings."""
   total_timesteps: int = 500_000
   num_envs: int = 4
@@ -88,14 +88,6 @@ class PPOConfig:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     common.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
                          self.total_timesteps)
-
-  @property
-  def batch_size(self) -> int:
-    return self.num_envs * self.num_steps
-
-  @property
-  def num_updates(self) -> int:
-    return self.total_timesteps // self.batch_size
 
 
 class RunnerState(NamedTuple):

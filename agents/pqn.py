@@ -48,7 +48,7 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class PQNConfig:
+class PQNConfig(common.RolloutSizes):
   """PQN hyperparameters; defaults follow purejaxql's CartPole settings."""
   total_timesteps: int = 500_000
   num_envs: int = 32
@@ -88,14 +88,6 @@ class PQNConfig:
       vm.get(name)
     common.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
                          self.total_timesteps)
-
-  @property
-  def batch_size(self) -> int:
-    return self.num_envs * self.num_steps
-
-  @property
-  def num_updates(self) -> int:
-    return self.total_timesteps // self.batch_size
 
 
 class RunnerState(NamedTuple):
