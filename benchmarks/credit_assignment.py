@@ -6,11 +6,20 @@ return is paid at its last step):
 * **UmbrellaChain-bsuite** (gymnax, ``chain_length`` steps; bsuite's credit
   assignment task): the first action (take the umbrella or not) decides a ±1
   outcome at the end; every other step adds a random ±1 reward. Delayed, the
-  agent sees one noisy number per episode. Metric: the share of episodes whose
-  first action was correct (action = need_umbrella), measured on the rollouts
-  (``correct_first``), and the final policy's probability of the correct first
-  action. Rollouts are ``3·chain_length`` steps, so episodes never cross a
-  rollout boundary (see ``rewardjax.rewards.attention``).
+  agent sees one noisy number per episode (±1 plus noise of std √(L − 1)).
+  Metric: the share of episodes whose first action was correct (action =
+  need_umbrella), measured on the rollouts (``correct_first``), and the final
+  policy's probability of the correct first action. Rollouts are
+  ``3·chain_length`` steps, so episodes never cross a rollout boundary (see
+  ``rewardjax.rewards.attention``). Two variants:
+
+  - ``umbrella-hidden`` (the default): ``has_umbrella`` is masked out of the
+    observations (``rjx.envs.MaskObservation(env, [1])``), so the first action
+    leaves no trace: the task the issue describes, where only a model of the
+    whole episode can tell which step decided the return.
+  - ``umbrella``: gymnax's observations, where ``has_umbrella`` copies the first
+    action into every later observation; the critic can then carry the outcome
+    back by bootstrapping, which uniform credit exploits.
 * **CartPole-v1**, delayed: PureJaxRL's CartPole PPO settings; the return
   spread evenly is exactly +1 per step, so uniform redistribution is already
   right there (a best case for any redistribution).
@@ -19,18 +28,22 @@ Arms: ``raw`` (the delayed reward; on UmbrellaChain the best of a sweep over
 γ ∈ {0.99, 0.999, 1.0}, λ ∈ {0.95, 1.0} plus the redistribution arms' λ, and
 reward normalisation on/off, picked by final correct-choice share; the best of
 the issue's grid without the extra λ is marked too), ``uniform`` (R/T per step),
-``attention`` (``attention_redistribution``, β = 1) and ``attention_pred``
-(redistributing the model's prediction, residual at the last step). Seeds (and
+``attention`` (``attention_redistribution``, β = 1: the return R spread by the
+model's attention), ``attention_pred`` (the model's prediction R̂ spread by
+its attention, the residual R − R̂ spread uniformly) and ``attention_diff``
+(step t paid the change R̂_t − R̂_{t−1} of the model's prediction from the
+steps so far, RUDDER's decomposition, residual spread uniformly). The model arms
+pay uniform credit until the model has been trained on 2,000 episodes. Seeds (and
 the raw sweep's λ) are vmapped; each arm is one compiled program.
 
-UmbrellaChain PPO uses a constant lr of 1e-3 and λ = 0.5 for the redistribution
-arms by default: with PureJaxRL's annealed 2.5e-4 and λ = 0.95 no arm passed
-≈ 65 % (benchmarks/RESULTS.md); ``--lr 2.5e-4 --anneal-lr --redist-lambda 0.95
---umbrella-steps 216000`` gives that first run's setting (and its raw grid).
-CartPole keeps PureJaxRL's settings.
+UmbrellaChain PPO: 32 envs × 3·L steps, 4 epochs × 4 minibatches, constant lr
+1e-3, ent_coef 0.01, λ = 0.5 for the redistribution arms; the return model is
+trained on every step's prefix (``train_every_step``) with 8 Adam steps of 128
+episodes per update (benchmarks/RESULTS.md, session 5, for why). CartPole keeps
+PureJaxRL's settings.
 
-    python benchmarks/credit_assignment.py --chain-length 30 --umbrella-steps 144000 \\
-        --cartpole-steps 1000000 --seeds 4
+    python benchmarks/credit_assignment.py --tasks umbrella-hidden --seeds 8   # 432k steps
+    python benchmarks/credit_assignment.py --tasks cartpole --cartpole-steps 1000000
 
 Prints markdown tables and writes ``runs/credit_assignment/*.png`` and a JSON of
 every number.
@@ -95,6 +108,26 @@ def run_arm(env, env_params, config, module, gamma, seeds, normalize=False, lamb
   return metrics, out.runner_state.params, wall
 
 
+def steps_to(curve, steps, level, window):
+  """First env step at which the mean of ``curve`` over the last ``window`` updates
+  reaches ``level`` (``None`` if it never does)."""
+  c = np.cumsum(np.insert(np.asarray(curve, np.float64), 0, 0.0))
+  running = (c[window:] - c[:-window]) / window                 # ends at update i + window − 1
+  hit = np.flatnonzero(running >= level)
+  return int(steps[hit[0] + window - 1]) if hit.size else None
+
+
+def _median_steps(values):
+  """``median (k/n)`` over the seeds that got there (the others count as never)."""
+  got = sorted(v for v in values if v is not None)
+  if not got:
+    return f"never (0/{len(values)})"
+  # Seeds that never got there rank last, so the median may be "never".
+  ranked = got + [None] * (len(values) - len(got))
+  mid = ranked[(len(values) - 1) // 2]
+  return f"{'never' if mid is None else f'{mid:,}'} ({len(got)}/{len(values)})"
+
+
 def smooth(x, k):
   if k <= 1:
     return x
@@ -106,16 +139,22 @@ def smooth(x, k):
 # ---------------------------------------------------------------------- UmbrellaChain
 
 
-def umbrella(args, out_dir):
+UMBRELLA_MODEL = dict(width=64, num_heads=1, buffer_size=1024, episodes_per_update=96,
+                      batch_size=128, train_steps=8, learning_rate=3e-3, train_every_step=True,
+                      warmup_episodes=2000)
+
+
+def umbrella(args, out_dir, hidden):
   length = args.chain_length
   env, params = rjx.envs.make("UmbrellaChain-bsuite", chain_length=length)
+  if hidden:
+    env = rjx.envs.MaskObservation(env, [1])            # has_umbrella
   env = rjx.envs.DelayedReward(env)
   base = ppo.PPOConfig(total_timesteps=args.umbrella_steps, num_envs=args.umbrella_envs,
                        num_steps=3 * length, num_minibatches=4, update_epochs=4, lr=args.lr,
-                       anneal_lr=args.anneal_lr)
+                       anneal_lr=args.anneal_lr, ent_coef=args.ent_coef)
   probe = lambda m: with_probe(m, umbrella_probe)
-  attn_kw = dict(max_len=length, num_actions=2, width=32, num_heads=1, buffer_size=256,
-                 episodes_per_update=32, batch_size=32, train_steps=2, learning_rate=1e-3)
+  attn_kw = dict(max_len=length, num_actions=2, **UMBRELLA_MODEL)
 
   # Each program vmaps seeds × λ. The raw sweep is the issue's grid (γ × λ ∈
   # {0.95, 1.0} × reward normalisation) plus the redistribution arms' own λ, so
@@ -132,9 +171,12 @@ def umbrella(args, out_dir):
   programs.append(("attention", lambda: probe(attention_redistribution(**attn_kw)),
                    0.99, [lam_r], False))
   programs.append(("attention_pred", lambda: probe(attention_redistribution(
-      target="prediction", **attn_kw)), 0.99, [lam_r], False))
+      target="prediction", residual="uniform", **attn_kw)), 0.99, [lam_r], False))
+  programs.append(("attention_diff", lambda: probe(attention_redistribution(
+      target="differences", residual="uniform", **attn_kw)), 0.99, [lam_r], False))
   programs = [p for p in programs if p[0] in args.groups]
 
+  # The four start observations (need × has; has is 0 at the start, masked or not).
   obs0 = jnp.array([[n, h, 1.0] for n in (0.0, 1.0) for h in (0.0, 1.0)])
   need = obs0[:, 0].astype(jnp.int32)
   net = DiscreteActorCritic(num_actions=2, num_channels=1, hidden_sizes=base.hidden_sizes,
@@ -153,11 +195,13 @@ def umbrella(args, out_dir):
       final = curve[:, -tail:].mean(1)
       name = (f"raw γ={g} λ={lam} norm={'on' if norm else 'off'}" if group == "raw"
               else group)
+      steps = np.asarray(metrics["env_steps"][0])
       results[name] = dict(group=group, gamma=g, lam=lam, norm=norm, wall_s=wall,
                            in_issue_grid=group != "raw" or lam in (0.95, 1.0),
                            final_correct=final.tolist(), policy_p_correct=p_all[sl].tolist(),
-                           steps=np.asarray(metrics["env_steps"][0]).tolist(),
-                           curve=curve.mean(0).tolist(),
+                           steps_to_90=[steps_to(c, steps, 0.9, tail) for c in curve],
+                           steps=steps.tolist(), curve=curve.mean(0).tolist(),
+                           curves=curve.tolist(),
                            episode_return_final=float(
                                np.nanmean(metrics["episode_return"][sl, -tail:])))
       print(f"  umbrella {name}: final correct {final.mean():.3f} "
@@ -168,22 +212,25 @@ def umbrella(args, out_dir):
   best_raw = max(raw, key=lambda k: np.mean(raw[k]["final_correct"])) if raw else None
   grid = {k: v for k, v in raw.items() if v["in_issue_grid"]}
   best_grid = max(grid, key=lambda k: np.mean(grid[k]["final_correct"])) if grid else None
-  print(f"\n### Delayed UmbrellaChain (chain length {length}), PPO, {args.seeds} seeds, "
+  title = f"UmbrellaChain-{length}{' with has_umbrella hidden' if hidden else ''}"
+  print(f"\n### Delayed {title}, PPO, {args.seeds} seeds, "
         f"{args.umbrella_steps:,} env steps per seed\n")
   print("| arm | γ | λ | reward norm | correct first choice, last 10% of updates "
-        "(mean; per seed) | seeds ≥ 90% | final policy P(correct) | wall s |")
-  print("|---|---|---|---|---|---|---|---|")
+        "(mean; per seed) | seeds ≥ 90% | env steps to 90% (median; seeds there) "
+        "| final policy P(correct) | wall s |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for name, r in results.items():
     fc = np.asarray(r["final_correct"])
     mark = (" (best raw)" if name == best_raw else "") + (
         " (best of issue grid)" if name == best_grid and best_grid != best_raw else "")
     print(f"| {name}{mark} | {r['gamma']} | {r['lam']} | {'on' if r['norm'] else 'off'} | "
           f"{fc.mean():.3f}; {', '.join(f'{x:.2f}' for x in fc)} | {int((fc >= 0.9).sum())}/"
-          f"{len(fc)} | {np.mean(r['policy_p_correct']):.3f} | {r['wall_s']:.0f} |")
+          f"{len(fc)} | {_median_steps(r['steps_to_90'])} | "
+          f"{np.mean(r['policy_p_correct']):.3f} | {r['wall_s']:.0f} |")
 
   plot = {k: v for k, v in results.items() if v["group"] != "raw" or k in (best_raw, best_grid)}
-  _plot(plot, out_dir / f"umbrella_chain_{length}.png", "correct first choice (share)",
-        f"Delayed UmbrellaChain-{length}: PPO, mean over {args.seeds} seeds")
+  _plot(plot, out_dir / f"umbrella_chain_{length}{'_hidden' if hidden else ''}.png",
+        "correct first choice (share)", f"Delayed {title}: PPO, mean over {args.seeds} seeds")
   return results, best_raw
 
 
@@ -253,8 +300,9 @@ def _plot(results, path, ylabel, title):
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--chain-length", type=int, default=30)
-  p.add_argument("--umbrella-steps", type=int, default=144_000)
-  p.add_argument("--umbrella-envs", type=int, default=8)
+  p.add_argument("--umbrella-steps", type=int, default=432_000)
+  p.add_argument("--umbrella-envs", type=int, default=32)
+  p.add_argument("--ent-coef", type=float, default=0.01, help="UmbrellaChain PPO entropy bonus")
   p.add_argument("--lr", type=float, default=1e-3, help="UmbrellaChain PPO learning rate")
   p.add_argument("--anneal-lr", action="store_true",
                  help="UmbrellaChain: anneal the learning rate (off: constant)")
@@ -264,9 +312,10 @@ def main():
   p.add_argument("--cartpole-steps", type=int, default=1_000_000)
   p.add_argument("--cartpole-max-len", type=int, default=500)
   p.add_argument("--seeds", type=int, default=4)
-  p.add_argument("--tasks", nargs="+", default=["umbrella", "cartpole"])
+  p.add_argument("--tasks", nargs="+", default=["umbrella-hidden", "umbrella", "cartpole"],
+                 choices=["umbrella-hidden", "umbrella", "cartpole"])
   p.add_argument("--groups", nargs="+",
-                 default=["raw", "uniform", "attention", "attention_pred"],
+                 default=["raw", "uniform", "attention", "attention_pred", "attention_diff"],
                  help="UmbrellaChain arms to run (raw = the whole sweep)")
   p.add_argument("--quick", action="store_true",
                  help="raw sweep reduced to two settings (for smoke tests)")
@@ -276,8 +325,9 @@ def main():
   out_dir.mkdir(parents=True, exist_ok=True)
   print(f"device {jax.devices()[0]}, jax {jax.__version__}", flush=True)
   summary = {"args": vars(args)}
-  if "umbrella" in args.tasks:
-    summary["umbrella"], summary["umbrella_best_raw"] = umbrella(args, out_dir)
+  for task in ("umbrella-hidden", "umbrella"):
+    if task in args.tasks:
+      summary[task], summary[f"{task}_best_raw"] = umbrella(args, out_dir, task == "umbrella-hidden")
   if "cartpole" in args.tasks:
     summary["cartpole"] = cartpole(args, out_dir)
   with open(out_dir / "results.json", "w", encoding="utf-8") as f:

@@ -8,6 +8,7 @@ from rewardjax.envs.registry import register_prefix
 from rewardjax.envs.registry import registered_ids
 from rewardjax.envs.wrappers import EpisodeStatistics
 from rewardjax.envs.wrappers import FlattenObservation
+from rewardjax.envs.wrappers import MaskObservation
 from rewardjax.envs.wrappers import Wrapper
 from rewardjax.envs.delayed_reward import DelayedReward
 from rewardjax.envs.delayed_reward import DelayedRewardState

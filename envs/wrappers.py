@@ -118,3 +118,39 @@ class FlattenObservation(Wrapper):
     if "final_observation" in info:
       info["final_observation"] = jnp.ravel(info["final_observation"]).astype(jnp.float32)
     return jnp.ravel(obs).astype(jnp.float32), state, reward, terminated, truncated, info
+
+
+class MaskObservation(Wrapper):
+  """Sets the given entries of flat observations to 0: a partially observed variant.
+
+  ``indices`` index the observation's last axis; ``info["final_observation"]`` is
+  masked the same way. E.g. ``MaskObservation(env, [1])`` on gymnax's
+  ``UmbrellaChain-bsuite`` hides ``has_umbrella``, so the first action leaves no
+  trace in later observations: only a model of the whole episode can tell which
+  step decided its return (the credit-assignment task of
+  ``benchmarks/credit_assignment.py``).
+  """
+
+  def __init__(self, env, indices):
+    super().__init__(env)
+    self._indices = tuple(int(i) for i in indices)
+    if not self._indices:
+      raise ValueError("MaskObservation: indices must name at least one entry")
+
+  def _mask(self, obs):
+    size = obs.shape[-1] if obs.ndim else 0
+    bad = [i for i in self._indices if not -size <= i < size]
+    if bad:
+      raise ValueError(f"MaskObservation: indices {bad} out of range for observations "
+                       f"of shape {obs.shape}")
+    return obs.at[..., jnp.asarray(self._indices)].set(0)
+
+  def reset(self, key, params=None):
+    obs, state = self._env.reset(key, params)
+    return self._mask(obs), state
+
+  def step(self, key, state, action, params=None):
+    obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+    if "final_observation" in info:
+      info = {**info, "final_observation": self._mask(info["final_observation"])}
+    return self._mask(obs), state, reward, terminated, truncated, info

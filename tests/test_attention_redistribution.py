@@ -57,10 +57,11 @@ def _module(**kw):
   return attention_redistribution(**{**defaults, **kw})
 
 
-@pytest.fixture(scope="module")
-def trained():
-  """A module trained on 150 batches of 4 episodes × 16 environments of the task."""
-  module = _module()
+@pytest.fixture(scope="module", params=[False, True], ids=["last-step", "every-step"])
+def trained(request):
+  """A module trained on 150 batches of 4 episodes × 16 environments of the task,
+  with the return loss at the last step only, or at every step's prefix."""
+  module = _module(train_every_step=request.param)
   num_updates, episodes_per_batch, num_envs = 150, 4, 16
 
   @jax.jit
@@ -144,6 +145,7 @@ def _consecutive_batches(env_id, key, num_batches, t, n, delayed):
 @pytest.mark.parametrize("kw, delayed", [
     (dict(), False),
     (dict(beta=0.5, target="prediction"), True),
+    (dict(target="prediction", residual="last", train_every_step=True), True),
     (dict(max_len=8), False),        # episodes longer than the window
     (dict(uniform=True), True),
 ])
@@ -216,6 +218,63 @@ def test_credit_crosses_batch_boundaries_to_the_first_step():
   assert float(state.buffer_return[0]) == 6.0
 
 
+def test_uniform_residual_moves_the_prediction_error_off_the_last_step():
+  # Same model state, the two residual placements: per episode of H steps the
+  # difference is c/H at every step minus c at the last, c = R − R̂.
+  tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
+  last = _module(target="prediction", residual="last", width=8)
+  even = _module(target="prediction", residual="uniform", width=8)
+  state = last.init(jax.random.PRNGKey(0), tr)
+  state, _ = jax.jit(last.update)(state, tr, jax.random.PRNGKey(1))   # R̂ ≠ mean
+  r_last = np.asarray(jax.jit(last.reward)(state, tr)).reshape(2, H, 4)
+  r_even = np.asarray(jax.jit(even.reward)(state, tr)).reshape(2, H, 4)
+  ret = np.asarray(ret)
+  np.testing.assert_allclose(r_last.sum(1), ret, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(r_even.sum(1), ret, rtol=1e-5, atol=1e-5)
+  d = r_even - r_last
+  c_over_h = d[:, :1]                                                  # [2, 1, 4]
+  assert np.abs(c_over_h).max() > 1e-3                                 # a real residual
+  np.testing.assert_allclose(d[:, :-1], np.broadcast_to(c_over_h, d[:, :-1].shape), atol=1e-5)
+  np.testing.assert_allclose(d[:, -1], c_over_h[:, 0] * (1 - H), rtol=1e-4, atol=1e-5)
+
+
+def test_differences_pay_each_step_the_change_in_the_prefix_prediction():
+  from rewardjax.return_model import ReturnModel
+  tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
+  module = _module(target="differences", residual="last", width=8, train_every_step=True)
+  state = module.init(jax.random.PRNGKey(0), tr)
+  state, _ = jax.jit(module.update)(state, tr, jax.random.PRNGKey(1))
+  r = np.asarray(jax.jit(module.reward)(state, tr)).reshape(2, H, 4)
+  np.testing.assert_allclose(r.sum(1), np.asarray(ret), rtol=1e-5, atol=1e-5)
+  # By hand: the model's causal prediction after each step of each episode.
+  win = _windows(tr, 4)                                             # [2·4, H], episode-major
+  model = ReturnModel(max_len=H, num_actions=NUM_ACTIONS, width=8)
+  causal = jnp.broadcast_to(jnp.tril(jnp.ones((H, H), bool)), (win.step.shape[0], H, H))
+  pred, _ = model.apply(state.params, win.obs, win.action, win.step, causal,
+                        method=ReturnModel.all_queries)
+  returns = np.asarray(state.buffer_return[:int(state.buffer_count)])
+  p = np.asarray(pred) * max(returns.std(), 1e-3) + returns.mean()  # [8, H] return units
+  p = p.reshape(2, 4, H).transpose(0, 2, 1)                         # [2, H, 4]
+  expected = np.diff(p, axis=1, prepend=0.0)
+  expected[:, -1] += np.asarray(ret) - p[:, -1]                     # residual at the last step
+  np.testing.assert_allclose(r, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_warmup_pays_uniform_credit_until_the_model_has_seen_enough_episodes():
+  tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)          # 8 episodes per batch
+  module = _module(target="prediction", width=8, warmup_episodes=16)
+  uniform = np.asarray(jnp.repeat(ret / H, H, axis=0))
+  state = module.init(jax.random.PRNGKey(0), tr)
+  update, reward = jax.jit(module.update), jax.jit(module.reward)
+  for i, seen in enumerate((8, 16)):
+    np.testing.assert_allclose(reward(state, tr), uniform, rtol=1e-5)
+    state, _ = update(state, tr, jax.random.PRNGKey(i))
+    assert int(state.episodes_seen) == seen
+  r = np.asarray(reward(state, tr))
+  assert not np.allclose(r, uniform, atol=1e-3)                     # the model's credit now
+  np.testing.assert_allclose(r.reshape(2, H, 4).sum(1), ret, rtol=1e-5, atol=1e-5)
+
+
 def test_beta_zero_pays_the_return_at_the_last_step():
   tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
   module = _module(beta=0.0, width=8)
@@ -225,10 +284,11 @@ def test_beta_zero_pays_the_return_at_the_last_step():
 
 def test_uniform_pays_return_over_length_per_step():
   tr, ret = synthetic_rollout(jax.random.PRNGKey(0), 2, 4)
-  module = _module(uniform=True, width=8)
-  r = jax.jit(lambda k: module.reward(module.init(k, tr), tr))(jax.random.PRNGKey(0))
   expected = jnp.repeat(ret / H, H, axis=0)                       # [2·H, 4]
-  np.testing.assert_allclose(r, expected, rtol=1e-5)
+  # No model, so integer actions need no num_actions.
+  for module in (_module(uniform=True, width=8), attention_redistribution(max_len=H, uniform=True)):
+    r = jax.jit(lambda k: module.reward(module.init(k, tr), tr))(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(r, expected, rtol=1e-5)
 
 
 def test_jit_and_vmap_over_seeds():
@@ -254,6 +314,12 @@ def test_bad_arguments_are_clear_errors():
     attention_redistribution(beta=1.5)
   with pytest.raises(ValueError, match="target"):
     attention_redistribution(target="sum")
+  with pytest.raises(ValueError, match="residual"):
+    attention_redistribution(target="prediction", residual="first")
+  with pytest.raises(ValueError, match="train_every_step"):
+    attention_redistribution(train_every_step="yes")
+  with pytest.raises(ValueError, match="warmup_episodes"):
+    attention_redistribution(warmup_episodes=-1)
   with pytest.raises(ValueError, match="max_len"):
     attention_redistribution(max_len=0)
   with pytest.raises(ValueError, match="divisible"):

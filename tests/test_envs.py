@@ -75,6 +75,30 @@ def test_flatten_observation_and_deepcopy():
   assert isinstance(env.unwrapped, type(rjx.envs.make("DeepSea-bsuite")[0]))
 
 
+def test_mask_observation_hides_entries_and_keeps_dynamics():
+  env, params = rjx.envs.make("UmbrellaChain-bsuite", chain_length=4)
+  masked = wrappers.MaskObservation(env, [1])
+  key = jax.random.PRNGKey(0)
+  obs, state = env.reset(key, params)
+  m_obs, m_state = masked.reset(key, params)
+  np.testing.assert_array_equal(m_obs, obs.at[1].set(0.0))
+  for t in range(5):                        # crosses the episode end (auto-reset)
+    k = jax.random.PRNGKey(t + 1)
+    obs, state, r, te, tr, info = env.step(k, state, 1, params)
+    m_obs, m_state, m_r, m_te, m_tr, m_info = masked.step(k, m_state, 1, params)
+    # has_umbrella (entry 1) becomes 1 after action 1 in the real observation ...
+    assert float(info["final_observation"][1]) == 1.0
+    # ... and is hidden in the masked one; everything else is unchanged.
+    np.testing.assert_array_equal(m_obs, obs.at[1].set(0.0))
+    np.testing.assert_array_equal(m_info["final_observation"],
+                                  info["final_observation"].at[1].set(0.0))
+    assert float(m_r) == float(r) and bool(m_te) == bool(te) and bool(m_tr) == bool(tr)
+  with pytest.raises(ValueError, match="out of range"):
+    wrappers.MaskObservation(env, [3]).reset(key, params)
+  with pytest.raises(ValueError, match="at least one"):
+    wrappers.MaskObservation(env, [])
+
+
 def test_progress_registry_and_potentials():
   spec = rjx.envs.progress_functions.get("mountaincar")
   p = spec.fn(jnp.array([0.5, 0.0]))
