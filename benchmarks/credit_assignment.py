@@ -111,10 +111,9 @@ def run_arm(env, env_params, config, module, gamma, seeds, normalize=False, lamb
 def steps_to(curve, steps, level, window):
   """First env step at which the mean of ``curve`` over the last ``window`` updates
   reaches ``level`` (``None`` if it never does)."""
-  c = np.cumsum(np.insert(np.asarray(curve, np.float64), 0, 0.0))
-  running = (c[window:] - c[:-window]) / window                 # ends at update i + window − 1
-  hit = np.flatnonzero(running >= level)
-  return int(steps[hit[0] + window - 1]) if hit.size else None
+  with np.errstate(invalid="ignore"):       # smooth's leading NaNs never reach the level
+    hit = np.flatnonzero(smooth(np.asarray(curve, np.float64), window) >= level)
+  return int(steps[hit[0]]) if hit.size else None
 
 
 def _median_steps(values):

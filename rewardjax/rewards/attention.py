@@ -149,6 +149,15 @@ def _pack(prefix: Episodes, prefix_return, prefix_length, obs, action, reward, d
                  ret_by_seg[ids], mask)
 
 
+def _return_stats(state) -> tuple[Array, Array]:
+  """Mean and std of the returns in the buffer: the model predicts standardised returns."""
+  filled = jnp.arange(state.buffer_return.shape[0]) < state.buffer_count
+  n = jnp.maximum(state.buffer_count, 1).astype(jnp.float32)
+  mean = jnp.sum(jnp.where(filled, state.buffer_return, 0.0)) / n
+  var = jnp.sum(jnp.where(filled, (state.buffer_return - mean)**2, 0.0)) / n
+  return mean, jnp.maximum(jnp.sqrt(var), 1e-3)
+
+
 def _prediction_differences(r_hat_t, ids, valid, done):
   """``R̂_t − R̂_{t−1}`` within each episode that ends in the sequence, else 0.
 
@@ -281,14 +290,6 @@ def attention_redistribution(
       raise ValueError("attention_redistribution: integer actions need num_actions= "
                        "(the size of the discrete action space)")
 
-  def return_stats(state):
-    """Mean and std of the returns in the buffer: the model predicts standardised returns."""
-    filled = jnp.arange(state.buffer_return.shape[0]) < state.buffer_count
-    n = jnp.maximum(state.buffer_count, 1).astype(jnp.float32)
-    mean = jnp.sum(jnp.where(filled, state.buffer_return, 0.0)) / n
-    var = jnp.sum(jnp.where(filled, (state.buffer_return - mean)**2, 0.0)) / n
-    return mean, jnp.maximum(jnp.sqrt(var), 1e-3)
-
   def pack_all(state, batch):
     done = jnp.logical_or(batch.terminated, batch.truncated)
     swap = lambda x: jnp.swapaxes(x, 0, 1)          # [T, N, ...] -> [N, T, ...]
@@ -330,7 +331,7 @@ def attention_redistribution(
     elif target == "return":
       r = redistribute(attn, ret, packed.mask, beta).sum(axis=-2)
     else:
-      mean, std = return_stats(state)
+      mean, std = _return_stats(state)
       r_hat = jnp.where(packed.done, pred * std + mean, 0.0)
       if target == "differences":
         r = jax.vmap(_prediction_differences)(pred * std + mean, packed.ids, ep.valid,
@@ -389,7 +390,7 @@ def attention_redistribution(
       return state, {"episodes_finished": jnp.sum(done_flat)}
 
     # Train the return model on random minibatches of the buffer.
-    mean, std = return_stats(state)
+    mean, std = _return_stats(state)
     has_data = (state.buffer_count > 0).astype(jnp.float32)
 
     causal = jnp.tril(jnp.ones((max_len, max_len), bool))
@@ -433,13 +434,10 @@ def predict_returns(module_state: AttentionRedistributionState, episodes: Episod
   """
   model = ReturnModel(max_len=max_len, num_actions=num_actions, width=width,
                       num_heads=num_heads)
-  filled = jnp.arange(module_state.buffer_return.shape[0]) < module_state.buffer_count
-  n = jnp.maximum(module_state.buffer_count, 1).astype(jnp.float32)
-  mean = jnp.sum(jnp.where(filled, module_state.buffer_return, 0.0)) / n
-  var = jnp.sum(jnp.where(filled, (module_state.buffer_return - mean)**2, 0.0)) / n
+  mean, std = _return_stats(module_state)
   pred, attn = model.apply(module_state.params, episodes.obs, episodes.action,
                            episodes.step, episodes.valid)
-  return pred * jnp.maximum(jnp.sqrt(var), 1e-3) + mean, attn
+  return pred * std + mean, attn
 
 
 __all__ = ["attention_redistribution", "AttentionRedistributionState", "Episodes",
