@@ -50,7 +50,8 @@ from jax.flatten_util import ravel_pytree
 
 from rewardjax import episodes, q_targets, sharding
 from rewardjax import value_mapping as vm
-from rewardjax.agents import common
+from rewardjax.agents import trainer
+from rewardjax.agents.q_learning import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
 from rewardjax.nets import ACTIVATIONS, QNetwork
 from rewardjax.rewards.channels import as_channels
 from rewardjax.types import Transition, reward_and_update
@@ -59,7 +60,7 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig(common.RolloutSizes):
+class DQNConfig(trainer.RolloutSizes):
   """DQN hyperparameters (CartPole-scale defaults)."""
   total_timesteps: int = 500_000
   num_envs: int = 8               # environments stepped together
@@ -97,15 +98,15 @@ class DQNConfig(common.RolloutSizes):
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "num_gradient_steps",
                  "minibatch_size", "buffer_size", "n_step", "target_update_interval"):
-      common.check_positive(name, getattr(self, name), integer=True)
-    common.check_positive("learning_starts", self.learning_starts, integer=True, allow_zero=True)
-    common.check_unit_interval("gamma", self.gamma)
-    common.check_unit_interval("tau", self.tau)
-    common.check_positive("lr", self.lr)
-    common.check_positive("max_grad_norm", self.max_grad_norm)
+      trainer.check_positive(name, getattr(self, name), integer=True)
+    trainer.check_positive("learning_starts", self.learning_starts, integer=True, allow_zero=True)
+    trainer.check_unit_interval("gamma", self.gamma)
+    trainer.check_unit_interval("tau", self.tau)
+    trainer.check_positive("lr", self.lr)
+    trainer.check_positive("max_grad_norm", self.max_grad_norm)
     for name in ("eps_start", "eps_end"):
-      common.check_unit_interval(name, getattr(self, name), closed_low=True)
-    common.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
+      trainer.check_unit_interval(name, getattr(self, name), closed_low=True)
+    trainer.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
     if self.loss not in LOSSES:
       raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
     if self.activation not in ACTIVATIONS:
@@ -145,10 +146,7 @@ class RunnerState(NamedTuple):
   key: jax.Array
 
 
-class TrainOutput(NamedTuple):
-  """``runner_state``: the final state; ``metrics``: arrays with a leading ``[num_updates]`` axis."""
-  runner_state: RunnerState
-  metrics: dict
+TrainOutput = trainer.TrainOutput
 
 
 # Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
@@ -164,82 +162,6 @@ class Stored(NamedTuple):
   next_obs: jax.Array        # true next observation
   terminated: jax.Array
   truncated: jax.Array
-
-
-def linear_epsilon(config, env_steps, eps_start=None, eps_end=None):
-  """ε decays linearly from ``eps_start`` to ``eps_end`` over ``exploration_fraction`` of training.
-
-  ``eps_start`` / ``eps_end`` (possibly traced) override the config's.
-  """
-  eps_start = config.eps_start if eps_start is None else eps_start
-  eps_end = config.eps_end if eps_end is None else eps_end
-  horizon = max(config.exploration_fraction * config.total_timesteps, 1.0)
-  frac = jnp.clip(env_steps / horizon, 0.0, 1.0)
-  return eps_start + frac * (eps_end - eps_start)
-
-
-def epsilon_greedy(key, greedy, num_actions, epsilon):
-  """Greedy actions replaced by uniform ones with probability ε."""
-  k_explore, k_action = jax.random.split(key)
-  random = jax.random.randint(k_action, greedy.shape, 0, num_actions)
-  return jnp.where(jax.random.uniform(k_explore, greedy.shape) < epsilon, random, greedy)
-
-
-class QAgentSetup(NamedTuple):
-  """What DQN's and PQN's ``make_train`` build the same way from their arguments."""
-  channels: Any               # resolved ``Channels``
-  unresolved_gammas: tuple    # per channel: its own γ, or None (the agent's ``gamma``)
-  mappings: Any               # per-channel value mappings
-  num_actions: int
-  network: QNetwork
-  q_values: Callable          # (params, obs) -> Q in the regular space [..., A, C]
-
-
-def q_agent_setup(agent: str, config, env, env_params, rewards,
-                  check_rewards: bool) -> QAgentSetup:
-  """Channels, value mappings and the Q-network of a value-based agent named ``agent``."""
-  space = env.action_space(env_params)
-  if not hasattr(space, "n"):
-    raise ValueError(f"{agent} needs a discrete action space; {type(space).__name__} given")
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  mappings = vm.per_channel(config.value_mapping, channels.num_channels)
-  if check_rewards:
-    common.check_rewards(channels, env, env_params)
-  obs_shape = env.observation_space(env_params).shape
-  network = QNetwork(int(space.n), channels.num_channels, tuple(config.hidden_sizes),
-                     config.activation, len(obs_shape), config.layer_norm)
-
-  def q_values(params, obs):
-    return vm.apply(mappings, network.apply(params, obs), inverse=True)
-
-  return QAgentSetup(channels, unresolved_gammas, mappings, int(space.n), network, q_values)
-
-
-def epsilon_greedy_rollout(env, env_params, q_values, num_actions: int, num_steps: int,
-                           env_state, obs, key, params, epsilon, coefs):
-  """``num_steps`` ε-greedy steps of a batch of environments (a ``lax.scan``).
-
-  Actions are greedy on the coefficient-weighted regular-space Q
-  (``q_targets.greedy_action``). Returns ``((env_state, obs, key), traj, q_greedy)``:
-  the carry after the last step, time-major ``Transition``s ``[T, N]`` (with the
-  true next observation at episode ends) and ``Q(s_t, greedy_t)`` per channel
-  ``[T, N, C]`` (PQN bootstraps from it; DQN ignores it and XLA drops it).
-  """
-  def step(carry, _):
-    env_state, obs, key = carry
-    key, k_act, k_env = jax.random.split(key, 3)
-    q = q_values(params, obs)
-    greedy = q_targets.greedy_action(q, coefs)
-    action = epsilon_greedy(k_act, greedy, num_actions, epsilon)
-    obs2, env_state, reward, term, trunc, info = common.step_batch(
-        env, env_params, k_env, env_state, action)
-    tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
-                    term, trunc)
-    return (env_state, obs2, key), (tr, q_targets.select(q, greedy))
-
-  carry, (traj, q_greedy) = jax.lax.scan(step, (env_state, obs, key), None, num_steps)
-  return carry, traj, q_greedy
 
 
 def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, episodic,
@@ -281,7 +203,7 @@ def q_loss(apply_fn, params, target_params, batch: Stored, *, coefs, gammas, epi
 
 def make_train(config: DQNConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True, mesh=None) -> common.Trainer:
+               check_rewards: bool = True, mesh=None) -> trainer.Trainer:
   """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
 
   Args:
@@ -300,7 +222,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       reward statistics are reduced across devices (``num_envs`` and
       ``minibatch_size`` must be divisible by its size).
 
-  ``train`` is a ``common.Trainer`` (as PPO's): ``train(key, hparams)`` takes
+  ``train`` is a ``trainer.Trainer`` (as PPO's): ``train(key, hparams)`` takes
   optional overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars,
   traceable: vmap over them for sweeps); ``train.init`` / ``train.run`` run it
   in chunks.
@@ -323,7 +245,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     raise ValueError(
         f"num_envs ({config.num_envs}) and minibatch_size ({config.minibatch_size}) must split "
         f"evenly over {num_devices} devices")
-  defaults = common.sweep_defaults(config, SWEEPABLE, channels)
+  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
 
   # Time is the buffer's second axis: one column of transitions per environment
   # (per device: its own environments' columns, the same length of time).
@@ -337,8 +259,9 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   )
 
   def make_tx(hp):
-    lr = (optax.linear_schedule(hp["lr"], 0.0, num_updates * config.num_gradient_steps)
-          if config.anneal_lr else hp["lr"])
+    lr = hp["lr"]
+    if config.anneal_lr:       # decayed at every gradient step
+      lr = trainer.linear_decay(lr, num_updates * config.num_gradient_steps)
     return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr))
 
   # Target updates happen on update boundaries: every k updates.
@@ -360,14 +283,10 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       tx = make_tx(hp)
 
       def grad_step(carry, k):
-        theta, opt_state = carry
         # Sharded: each device samples its own buffer (k differs per device).
         batch = buffer.sample(buffer_state, k).experience
-        grads, m = jax.grad(loss_fn, has_aux=True)(theta, target_theta, unravel, batch, coefs,
-                                                   gammas)
-        grads = sharding.pmean(grads)        # data-parallel: the global minibatch's gradient
-        updates, opt_state = tx.update(grads, opt_state, theta)
-        return (optax.apply_updates(theta, updates), opt_state), m
+        loss = lambda th, b: loss_fn(th, target_theta, unravel, b, coefs, gammas)
+        return trainer.sgd_step(loss, tx, *carry, batch)
 
       (theta, opt_state), m = jax.lax.scan(
           grad_step, (theta, opt_state), jax.random.split(key, config.num_gradient_steps))
@@ -378,8 +297,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       return theta, opt_state, {"loss": jnp.float32(jnp.nan), "q_mean": jnp.float32(jnp.nan)}
 
     def update(runner: RunnerState, i, hp):
-      coefs = jnp.asarray([hp[f"{c}.coef"] for c in channels.names], jnp.float32)
-      gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
+      coefs = trainer.channel_coefs(hp, channels)
+      gammas = trainer.channel_gammas(hp, unresolved_gammas)
       epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
       runner, tr = rollout(runner, unravel(runner.theta), epsilon, coefs)
       key, k_reward, k_learn = jax.random.split(runner.key, 3)
@@ -408,7 +327,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
 
       metrics = dict(losses)
       metrics["epsilon"] = epsilon
-      episode_state, metrics = common.rollout_metrics(
+      episode_state, metrics = trainer.rollout_metrics(
           metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
       runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
                                buffer_state=buffer_state, reward_state=reward_state,
@@ -418,24 +337,24 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     return update
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
-    hp = common.resolve_hparams(defaults, hparams)
-    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    hp = trainer.resolve_hparams(defaults, hparams)
+    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
     theta, _ = ravel_pytree(st.params)
     example = st.example
     item = Stored(example.obs[0, 0], example.action[0, 0],
                   jnp.zeros((num_channels,), jnp.float32), example.next_obs[0, 0],
                   example.terminated[0, 0], example.truncated[0, 0])
     buffer_state = buffer.init(item)
-    # One flat parameter vector (common.flat_unravel): a Polyak target update is
+    # One flat parameter vector (trainer.flat_unravel): a Polyak target update is
     # then one fused multiply-add.
     return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, st.reward_state,
                        st.env_state, st.obs, episodes.init(num_envs), jnp.int32(0), st.key)
 
-  update = make_update(common.flat_unravel(network, obs_shape))
+  update = make_update(trainer.flat_unravel(network, obs_shape))
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, i, common.resolve_hparams(defaults, hparams))
-    return runner, common.report(callback, metrics, i, config.batch_size)
+    runner, metrics = update(runner, i, trainer.resolve_hparams(defaults, hparams))
+    return runner, trainer.report(callback, metrics, i, config.batch_size)
 
-  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
+  return trainer.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
                         sweepable=tuple(defaults))

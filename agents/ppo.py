@@ -29,16 +29,16 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import episodes, sharding, stats
-from rewardjax.agents import common
+from rewardjax import distributions, episodes, sharding, stats
+from rewardjax.agents import trainer
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
-from rewardjax.rewards.channels import as_channels
+from rewardjax.rewards.channels import as_channels, normalize_rewards
 from rewardjax.types import Transition, reward_and_update
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(common.RolloutSizes):
+class PPOConfig(trainer.RolloutSizes):
   """PPO hyperparameters; defaults follow PureJaxRL's CartPole settings."""
   total_timesteps: int = 500_000
   num_envs: int = 4
@@ -63,7 +63,7 @@ class PPOConfig(common.RolloutSizes):
   normalize_observations: bool = False
   # Divide each channel's reward by the running std of its discounted return
   # (baselines' VecNormalize, PureJaxRL's NormalizeVecReward;
-  # common.normalize_rewards), as continuous-control PPO implementations do.
+  # rewards.channels.normalize_rewards), as continuous-control PPO implementations do.
   normalize_rewards: bool = False
   # Continuous (Box) action spaces: a diagonal Gaussian with a state-independent
   # log-std starting at ``init_log_std``; actions reach the env clipped to the
@@ -73,20 +73,20 @@ class PPOConfig(common.RolloutSizes):
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
-      common.check_positive(name, getattr(self, name), integer=True)
-    common.check_unit_interval("gamma", self.gamma)
-    common.check_unit_interval("gae_lambda", self.gae_lambda, closed_low=True)
-    common.check_positive("lr", self.lr)
-    common.check_positive("clip_eps", self.clip_eps)
-    common.check_positive("max_grad_norm", self.max_grad_norm)
-    common.check_positive("ent_coef", self.ent_coef, allow_zero=True)
-    common.check_positive("vf_coef", self.vf_coef, allow_zero=True)
+      trainer.check_positive(name, getattr(self, name), integer=True)
+    trainer.check_unit_interval("gamma", self.gamma)
+    trainer.check_unit_interval("gae_lambda", self.gae_lambda, closed_low=True)
+    trainer.check_positive("lr", self.lr)
+    trainer.check_positive("clip_eps", self.clip_eps)
+    trainer.check_positive("max_grad_norm", self.max_grad_norm)
+    trainer.check_positive("ent_coef", self.ent_coef, allow_zero=True)
+    trainer.check_positive("vf_coef", self.vf_coef, allow_zero=True)
     if isinstance(self.init_log_std, bool) or not isinstance(self.init_log_std, (int, float)) \
         or not -20.0 <= self.init_log_std <= 5.0:
       raise ValueError(f"init_log_std must be a number in [-20, 5], got {self.init_log_std!r}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-    common.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
+    trainer.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
                          self.total_timesteps)
 
 
@@ -101,23 +101,28 @@ class RunnerState(NamedTuple):
   key: jax.Array
 
 
-class TrainOutput(NamedTuple):
-  """``runner_state``: the final state; ``metrics``: arrays with a leading ``[num_updates]`` axis."""
-  runner_state: RunnerState
-  metrics: dict
+TrainOutput = trainer.TrainOutput
+
+
+class Rollout(NamedTuple):
+  transition: Transition
+  log_prob: jax.Array          # [T, N]   log π_old(a_t | s_t)
+  value: jax.Array             # [T, N, C] V(s_t) per channel
 
 
 class MinibatchData(NamedTuple):
-  obs: jax.Array
+  obs: jax.Array           # observations as the policy saw them
   action: jax.Array
   log_prob: jax.Array      # behaviour policy's log-probabilities
   value: jax.Array         # values at collection time, for value clipping
 
 
-class Rollout(NamedTuple):
-  transition: Transition
-  log_prob: jax.Array          # [T, N]
-  value: jax.Array             # [T, N, C]  V(obs_t)
+class Policy(NamedTuple):
+  """The actor-critic network and its action distribution, as pure functions."""
+  network: Any
+  sample: Callable         # (key, policy_out) -> (stored action, log-prob, env action)
+  log_prob: Callable       # (policy_out, stored action) -> log-prob
+  entropy: Callable        # policy_out -> entropy
 
 
 # Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
@@ -125,15 +130,42 @@ class Rollout(NamedTuple):
 SWEEPABLE = ("lr", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "gae_lambda", "gamma")
 
 
+def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int) -> Policy:
+  """A categorical policy for a discrete space; a diagonal Gaussian for a 1-D ``Box``.
+
+  For a Gaussian the stored action is the unclipped sample ``u``, whose
+  log-probability the PPO ratio uses; the env receives it clipped (or
+  tanh-squashed) into the box (``distributions.gaussian_policy``).
+  """
+  sizes = dict(num_channels=num_channels, hidden_sizes=tuple(config.hidden_sizes),
+                activation=config.activation, obs_ndim=obs_ndim)
+  if hasattr(space, "n"):
+    network = DiscreteActorCritic(num_actions=int(space.n), **sizes)
+
+    def sample(key, logits):
+      action = jax.random.categorical(key, logits)
+      return action, distributions.categorical_log_prob(logits, action), action
+
+    return Policy(network, sample, distributions.categorical_log_prob,
+                  distributions.categorical_entropy)
+  if not (hasattr(space, "low") and hasattr(space, "high")):
+    raise ValueError(f"PPO needs a discrete or Box action space; {type(space).__name__} given")
+  low, high = distributions.box_bounds(space)     # checked before any compile
+  network = ContinuousActorCritic(action_dim=low.shape[0], init_log_std=float(config.init_log_std),
+                                  **sizes)
+  gaussian = distributions.gaussian_policy(low, high, squash=config.squash_actions)
+
+  def sample(key, out):
+    u, log_prob = gaussian.sample(key, out)
+    return u, log_prob, gaussian.to_env(u)
+
+  return Policy(network, sample, gaussian.log_prob, gaussian.entropy)
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True, mesh=None) -> common.Trainer:
+               check_rewards: bool = True, mesh=None) -> trainer.Trainer:
   """Builds ``train(key, hparams=None) -> TrainOutput``; the action space picks the policy.
-
-  A discrete space gets a categorical policy; a 1-D ``Box`` a diagonal Gaussian
-  (``common.gaussian_policy``): the stored action is the unclipped sample, whose
-  log-probability the PPO ratio uses, and the env receives it clipped (or
-  tanh-squashed) into the box.
 
   Args:
     config: a ``PPOConfig``.
@@ -149,69 +181,82 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       environments are split over its devices, gradients and reward statistics
       reduced across them (``num_envs`` must be divisible by its size).
 
-  ``train`` is a ``common.Trainer``: ``train(key, hparams)`` takes optional
+  ``train`` is a ``trainer.Trainer``: ``train(key, hparams)`` takes optional
   overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars, traceable: vmap
   over them for sweeps); ``train.init`` / ``train.run`` run it in chunks.
   """
   if not isinstance(config, PPOConfig):
     raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
-  space = env.action_space(env_params)
-  discrete = hasattr(space, "n")
-  if not discrete and not (hasattr(space, "low") and hasattr(space, "high")):
-    raise ValueError(f"PPO needs a discrete or Box action space; {type(space).__name__} given")
-  if not discrete:
-    low, high = common.box_bounds(space)     # checked before any compile
   unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   if config.normalize_rewards:
-    channels = common.normalize_rewards(channels)
-  if check_rewards:
-    common.check_rewards(channels, env, env_params)
-
+    channels = normalize_rewards(channels)
   obs_shape = env.observation_space(env_params).shape
-  if discrete:
-    network = DiscreteActorCritic(
-        num_actions=int(space.n), num_channels=channels.num_channels,
-        hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
-        obs_ndim=len(obs_shape))
-
-    def sample_action(key, logits):     # -> (stored action, its log-prob, env action)
-      action = jax.random.categorical(key, logits)
-      return action, common.categorical_log_prob(logits, action), action
-
-    log_prob_fn, entropy_fn = common.categorical_log_prob, common.categorical_entropy
-  else:
-    network = ContinuousActorCritic(
-        action_dim=low.shape[0], num_channels=channels.num_channels,
-        hidden_sizes=tuple(config.hidden_sizes), activation=config.activation,
-        obs_ndim=len(obs_shape), init_log_std=float(config.init_log_std))
-    gaussian = common.gaussian_policy(low, high, squash=config.squash_actions)
-
-    def sample_action(key, out):
-      u, log_prob = gaussian.sample(key, out)
-      return u, log_prob, gaussian.to_env(u)
-
-    log_prob_fn, entropy_fn = gaussian.log_prob, gaussian.entropy
-  net_cls = type(network)
-  num_updates = config.num_updates
-  num_envs, batch_size, _ = common.per_device_batch(config, mesh)
-  defaults = common.sweep_defaults(config, SWEEPABLE, channels)
+  policy = make_policy(config, env.action_space(env_params), channels.num_channels,
+                       len(obs_shape))
+  network, net_cls = policy.network, type(policy.network)
+  if check_rewards:
+    trainer.check_rewards(channels, env, env_params)
+  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
+  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
 
   def make_tx(hp):
-    lr = (common.update_decay(hp["lr"], config.num_minibatches * config.update_epochs,
-                              num_updates) if config.anneal_lr else hp["lr"])
+    lr = hp["lr"]
+    if config.anneal_lr:
+      lr = trainer.linear_decay(lr, config.num_updates,
+                                every=config.num_minibatches * config.update_epochs)
     return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
 
-  def prep(obs, moments):
+  def observe(obs, moments):
+    """What the networks see: raw, or standardised by running moments, clipped to ±10."""
     if not config.normalize_observations:
       return obs
     return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
 
-  def loss_fn(params, batch: MinibatchData, advantages, targets, hp):
-    logits, value = network.apply(params, batch.obs)
-    log_prob = log_prob_fn(logits, batch.action)
+  # ------------------------------------------------------------------ collect
+  def collect(runner: RunnerState):
+    def step(carry, _):
+      env_state, obs, key = carry
+      key, k_act, k_env = jax.random.split(key, 3)
+      x = observe(obs, runner.obs_moments)
+      out = network.apply(runner.params, x, method=net_cls.policy)
+      value = network.apply(runner.params, x, method=net_cls.value)
+      action, log_prob, env_action = policy.sample(k_act, out)
+      obs2, env_state, reward, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+          jax.random.split(k_env, num_envs), env_state, env_action, env_params)
+      # next_obs is the TRUE next observation, not the auto-reset one.
+      tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
+                      term, trunc)
+      return (env_state, obs2, key), Rollout(tr, log_prob, value)
 
-    # Value loss: one clipped loss per channel head, summed over channels.
+    (env_state, obs, key), traj = jax.lax.scan(
+        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj
+
+  # --------------------------------------------------------- bootstrap values
+  def bootstrap_values(runner: RunnerState, traj: Rollout):
+    """``V(s_{t+1})`` along the rollout, and V(true next obs) of every step.
+
+    They differ only where an episode ended; a truncated step bootstraps from
+    the true final observation, which the policy never sees, so its value is
+    computed for all steps in one batched pass after the rollout (cheaper on
+    CPU than a second critic call inside every step).
+    """
+    v_last = network.apply(runner.params, observe(runner.obs, runner.obs_moments),
+                           method=net_cls.value)
+    v_next_seq = jnp.concatenate([traj.value[1:], v_last[None]], axis=0)
+    next_obs = traj.transition.next_obs
+    flat_next = next_obs.reshape((-1,) + next_obs.shape[2:])
+    v_next_true = network.apply(runner.params, observe(flat_next, runner.obs_moments),
+                                method=net_cls.value).reshape(traj.value.shape)
+    return v_next_seq, v_next_true
+
+  # --------------------------------------------------------------------- loss
+  def loss_fn(params, batch: MinibatchData, advantages, targets, hp):
+    out, value = network.apply(params, batch.obs)
+    log_prob = policy.log_prob(out, batch.action)
+
+    # Value loss: one (clipped) loss per channel head, summed over channels.
     if config.clip_value_loss:
       v_clipped = batch.value + jnp.clip(value - batch.value, -hp["clip_eps"], hp["clip_eps"])
       v_loss = 0.5 * jnp.maximum((value - targets)**2, (v_clipped - targets)**2)
@@ -219,101 +264,73 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       v_loss = 0.5 * (value - targets)**2
     v_loss = v_loss.mean(0).sum()
 
-    # Policy loss on the coefficient-weighted sum of channel advantages.
+    # Clipped surrogate on the coefficient-weighted sum of channel advantages.
     adv = advantages
     if config.normalize_advantages:
-      adv = common.standardize(adv)       # over all devices' minibatches when sharded
+      adv = trainer.standardize(adv)       # over all devices' minibatches when sharded
     ratio = jnp.exp(log_prob - batch.log_prob)
     pg = -jnp.minimum(ratio * adv,
                       jnp.clip(ratio, 1 - hp["clip_eps"], 1 + hp["clip_eps"]) * adv).mean()
-    entropy = entropy_fn(logits).mean()
+    entropy = policy.entropy(out).mean()
     total = pg + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy
     # (approx. KL and clip fraction are left out: per minibatch they cost ~5 % of
     # CartPole throughput on CPU.)
     return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
 
-  def collect(runner: RunnerState) -> tuple[RunnerState, Rollout]:
-    # Bootstrapping a truncated step needs V(true final observation), which the
-    # policy never sees: evaluated for all steps in one pass after the rollout
-    # (cheaper on CPU than a second critic input inside every step).
-    def step(carry, _):
-      env_state, obs, key = carry
-      key, k_act, k_env = jax.random.split(key, 3)
-      x = prep(obs, runner.obs_moments)
-      logits = network.apply(runner.params, x, method=net_cls.policy)
-      value = network.apply(runner.params, x, method=net_cls.value)
-      action, log_prob, env_action = sample_action(k_act, logits)
-      obs2, env_state, reward, term, trunc, info = common.step_batch(
-          env, env_params, k_env, env_state, env_action)
-      final_obs = info["final_observation"]
-      tr = Transition(obs, action, reward.astype(jnp.float32), final_obs, term, trunc)
-      return (env_state, obs2, key), Rollout(tr, log_prob, value)
-
-    (env_state, obs, key), traj = jax.lax.scan(
-        step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
-    # V(obs after the rollout), and V(true next obs) of every step in one batched
-    # pass (it differs from the sequence's next value only where an episode ended).
-    v_last = network.apply(runner.params, prep(obs, runner.obs_moments), method=net_cls.value)
-    v_next_seq = jnp.concatenate([traj.value[1:], v_last[None]], axis=0)
-    next_obs = traj.transition.next_obs
-    flat_next = next_obs.reshape((-1,) + next_obs.shape[2:])
-    v_next_true = network.apply(runner.params, prep(flat_next, runner.obs_moments),
-                                method=net_cls.value).reshape(traj.value.shape)
-    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_next_seq, v_next_true
-
+  # ------------------------------------------------------------------- update
   def update(runner: RunnerState, hp):
-    runner, traj, v_next_seq, v_next_true = collect(runner)
+    runner, traj = collect(runner)
+    v_next_seq, v_next_true = bootstrap_values(runner, traj)
     tr = traj.transition
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
-    # Rewards of every channel from the modules' current state, then their update.
+    # ---------------------------------- rewards, per-channel GAE, advantages
+    # Every channel's reward from the modules' current state, then their update.
     r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
         channels, runner.reward_state, tr, k_reward)
-
-    gammas = tuple(hp["gamma"] if g is None else g for g in unresolved_gammas)
     adv_c, targets = multichannel_gae(
         r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-        gammas, channels.episodic, hp["gae_lambda"])
-    coefs = jnp.asarray([hp[f"{n}.coef"] for n in channels.names], jnp.float32)
-    advantages = jnp.sum(adv_c * coefs, axis=-1)                       # [T, N]
+        trainer.channel_gammas(hp, unresolved_gammas), channels.episodic, hp["gae_lambda"])
+    advantages = jnp.sum(adv_c * trainer.channel_coefs(hp, channels), axis=-1)   # [T, N]
 
-    # Only what the loss reads is shuffled into minibatches.
-    # Observations as the policy saw them (normalised with this rollout's moments).
-    train_data = (MinibatchData(prep(tr.obs, runner.obs_moments), tr.action, traj.log_prob,
-                                traj.value), advantages, targets)
+    # ------------------------------------------------ epochs × minibatches
+    # Only what the loss reads is shuffled into minibatches, observations as the
+    # policy saw them (normalised with this rollout's moments).
+    train_data = (MinibatchData(observe(tr.obs, runner.obs_moments), tr.action,
+                                traj.log_prob, traj.value), advantages, targets)
     flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), train_data)
-
+    # The optimiser works on one flat parameter vector: on CPU each pytree leaf
+    # costs Adam and global-norm clipping several small ops per minibatch.
     theta, unravel = ravel_pytree(runner.params)
-    (theta, opt_state), losses = common.minibatch_epochs(
+    (theta, opt_state), losses = trainer.minibatch_epochs(
         lambda th, *b: loss_fn(unravel(th), *b, hp), make_tx(hp), theta, runner.opt_state,
         flat, k_perm, config.update_epochs, config.num_minibatches)
 
-    params = unravel(theta)
+    # ------------------------------------------------------------- metrics
     metrics = {k: v.mean() for k, v in losses.items()}
-    episode_state, metrics = common.rollout_metrics(
+    episode_state, metrics = trainer.rollout_metrics(
         metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
     obs_moments = runner.obs_moments
     if config.normalize_observations:
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
-    runner = runner._replace(params=params, opt_state=opt_state, reward_state=reward_state,
-                             obs_moments=obs_moments, episodes=episode_state, key=key)
+    runner = runner._replace(params=unravel(theta), opt_state=opt_state,
+                             reward_state=reward_state, obs_moments=obs_moments,
+                             episodes=episode_state, key=key)
     return runner, metrics
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
-    hp = common.resolve_hparams(defaults, hparams)
-    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    hp = trainer.resolve_hparams(defaults, hparams)
+    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
     with sharding.data_axis(None):   # replicated, as the reward state
       obs_moments = stats.moments_update(stats.moments_init(obs_shape),
                                          st.example.obs.astype(jnp.float32), axes=(0, 1))
-    # The optimiser works on one flat parameter vector: on CPU each pytree leaf
-    # costs Adam and global-norm clipping several small ops per minibatch.
     opt_state = make_tx(hp).init(ravel_pytree(st.params)[0])
     return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
                        st.obs, episodes.init(num_envs), st.key)
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
-    return runner, common.report(callback, metrics, i, config.batch_size)
+    runner, metrics = update(runner, trainer.resolve_hparams(defaults, hparams))
+    return runner, trainer.report(callback, metrics, i, config.batch_size)
 
-  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
-                        sweepable=tuple(defaults))
+  return trainer.Trainer(init, body, config.num_updates, TrainOutput, mesh=mesh,
+                         sweepable=tuple(defaults))

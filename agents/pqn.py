@@ -38,8 +38,8 @@ from jax.flatten_util import ravel_pytree
 
 from rewardjax import episodes, q_targets
 from rewardjax import value_mapping as vm
-from rewardjax.agents import common
-from rewardjax.agents.dqn import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
+from rewardjax.agents import trainer
+from rewardjax.agents.q_learning import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
 from rewardjax.nets import ACTIVATIONS
 from rewardjax.returns import channel_bootstrap
 from rewardjax.types import reward_and_update
@@ -48,7 +48,7 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class PQNConfig(common.RolloutSizes):
+class PQNConfig(trainer.RolloutSizes):
   """PQN hyperparameters; defaults follow purejaxql's CartPole settings."""
   total_timesteps: int = 500_000
   num_envs: int = 32
@@ -72,21 +72,21 @@ class PQNConfig(common.RolloutSizes):
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
-      common.check_positive(name, getattr(self, name), integer=True)
-    common.check_unit_interval("gamma", self.gamma)
-    common.check_unit_interval("q_lambda", self.q_lambda, closed_low=True)
-    common.check_positive("lr", self.lr)
-    common.check_positive("max_grad_norm", self.max_grad_norm)
+      trainer.check_positive(name, getattr(self, name), integer=True)
+    trainer.check_unit_interval("gamma", self.gamma)
+    trainer.check_unit_interval("q_lambda", self.q_lambda, closed_low=True)
+    trainer.check_positive("lr", self.lr)
+    trainer.check_positive("max_grad_norm", self.max_grad_norm)
     for name in ("eps_start", "eps_end"):
-      common.check_unit_interval(name, getattr(self, name), closed_low=True)
-    common.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
+      trainer.check_unit_interval(name, getattr(self, name), closed_low=True)
+    trainer.check_unit_interval("exploration_fraction", self.exploration_fraction, closed_low=True)
     if self.loss not in LOSSES:
       raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     for name in ([self.value_mapping] if isinstance(self.value_mapping, str) else self.value_mapping):
       vm.get(name)
-    common.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
+    trainer.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
                          self.total_timesteps)
 
 
@@ -101,10 +101,7 @@ class RunnerState(NamedTuple):
   key: jax.Array
 
 
-class TrainOutput(NamedTuple):
-  """``runner_state``: the final state; ``metrics``: arrays with a leading ``[num_updates]`` axis."""
-  runner_state: RunnerState
-  metrics: dict
+TrainOutput = trainer.TrainOutput
 
 
 # Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
@@ -114,7 +111,7 @@ SWEEPABLE = ("lr", "max_grad_norm", "gamma", "q_lambda", "eps_start", "eps_end")
 
 def make_train(config: PQNConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
-               check_rewards: bool = True, mesh=None) -> common.Trainer:
+               check_rewards: bool = True, mesh=None) -> trainer.Trainer:
   """Builds ``train(key, hparams=None) -> TrainOutput`` for a discrete-action environment.
 
   Args:
@@ -130,7 +127,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       environments are split over its devices, gradients and reward statistics
       reduced across them (``num_envs`` must be divisible by its size).
 
-  ``train`` is a ``common.Trainer`` (as PPO's): ``train(key, hparams)`` takes
+  ``train`` is a ``trainer.Trainer`` (as PPO's): ``train(key, hparams)`` takes
   optional overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars,
   traceable: vmap over them for sweeps); ``train.init`` / ``train.run`` run it
   in chunks.
@@ -142,12 +139,13 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   channels, unresolved_gammas, mappings = setup.channels, setup.unresolved_gammas, setup.mappings
   network, q_values, num_actions = setup.network, setup.q_values, setup.num_actions
   num_updates = config.num_updates
-  num_envs, batch_size, _ = common.per_device_batch(config, mesh)
-  defaults = common.sweep_defaults(config, SWEEPABLE, channels)
+  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
+  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
 
   def make_tx(hp):
-    lr = (common.update_decay(hp["lr"], config.num_minibatches * config.update_epochs,
-                              num_updates) if config.anneal_lr else hp["lr"])
+    lr = hp["lr"]
+    if config.anneal_lr:
+      lr = trainer.linear_decay(lr, num_updates, every=config.num_minibatches * config.update_epochs)
     return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.radam(lr))
 
   def loss_fn(theta, unravel, obs, action, target_mapped):
@@ -164,9 +162,8 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
   def make_update(unravel):
     def update(runner: RunnerState, hp):
-      coefs = jnp.asarray([hp[f"{n}.coef"] for n in channels.names], jnp.float32)
-      gammas = jnp.asarray([hp["gamma"] if g is None else g for g in unresolved_gammas],
-                           jnp.float32)
+      coefs = trainer.channel_coefs(hp, channels)
+      gammas = jnp.asarray(trainer.channel_gammas(hp, unresolved_gammas), jnp.float32)
       tx = make_tx(hp)
 
       def greedy_values(q):
@@ -197,13 +194,13 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                           (tr.obs, tr.action, targets))
 
-      (theta, opt_state), losses = common.minibatch_epochs(
+      (theta, opt_state), losses = trainer.minibatch_epochs(
           lambda th, *b: loss_fn(th, unravel, *b), tx, runner.theta, runner.opt_state, flat,
           k_perm, config.update_epochs, config.num_minibatches)
 
       metrics = {k: v.mean() for k, v in losses.items()}
       metrics["epsilon"] = epsilon
-      episode_state, metrics = common.rollout_metrics(
+      episode_state, metrics = trainer.rollout_metrics(
           metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
       runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
                                episodes=episode_state,
@@ -213,17 +210,17 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     return update
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
-    hp = common.resolve_hparams(defaults, hparams)
-    st = common.start(key, env, env_params, network, channels, config.num_steps, num_envs)
-    theta, _ = ravel_pytree(st.params)      # one flat vector (common.flat_unravel)
+    hp = trainer.resolve_hparams(defaults, hparams)
+    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
+    theta, _ = ravel_pytree(st.params)      # one flat vector (trainer.flat_unravel)
     return RunnerState(theta, make_tx(hp).init(theta), st.reward_state, st.env_state, st.obs,
                        episodes.init(num_envs), jnp.int32(0), st.key)
 
-  update = make_update(common.flat_unravel(network, obs_shape))
+  update = make_update(trainer.flat_unravel(network, obs_shape))
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, common.resolve_hparams(defaults, hparams))
-    return runner, common.report(callback, metrics, i, config.batch_size)
+    runner, metrics = update(runner, trainer.resolve_hparams(defaults, hparams))
+    return runner, trainer.report(callback, metrics, i, config.batch_size)
 
-  return common.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
+  return trainer.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,
                         sweepable=tuple(defaults))

@@ -24,7 +24,8 @@ import jax
 import numpy as np
 
 import rewardjax as rjx
-from rewardjax.agents import common, dqn, pqn
+from rewardjax.agents import dqn, pqn
+from rewardjax.envs import rollouts
 
 AGENTS = {
     "dqn": (dqn.DQNConfig, dqn.make_train),
@@ -66,7 +67,7 @@ def random_return(env_id, episodes_steps=20_000, num_envs=16):
   env, params = rjx.envs.make(env_id)
 
   def roll(key):
-    tr = common.random_rollout(env, params, key, episodes_steps // num_envs, num_envs)
+    tr = rollouts.random_rollout(env, params, key, episodes_steps // num_envs, num_envs)
     _, m = rjx.episodes.track(rjx.episodes.init(num_envs), tr.reward, tr.terminated | tr.truncated)
     return m["episode_return"], m["num_episodes"]
 

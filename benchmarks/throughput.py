@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 
 from rewardjax import envs
-from rewardjax.agents import common
+from rewardjax.agents import trainer
 from rewardjax.agents.ppo import PPOConfig, make_train
 from rewardjax.envs import progress_functions
 from rewardjax.rewards import (add, channel, combine, count_bonus, extrinsic, potential_shaping,
@@ -157,8 +157,8 @@ def rejax_config(config: PPOConfig) -> dict:
     # Our schedule: lr · (1 − ⌊count / (minibatches · epochs)⌋ / num_updates),
     # ``count`` = optimiser steps so far. rejax keeps one Adam per network,
     # each stepped once per minibatch, so the same count applies to both.
-    learning_rate = common.update_decay(
-        config.lr, config.num_minibatches * config.update_epochs, num_updates)
+    learning_rate = trainer.linear_decay(
+        config.lr, num_updates, every=config.num_minibatches * config.update_epochs)
   else:
     learning_rate = config.lr
   return dict(

@@ -12,3 +12,6 @@ from rewardjax.envs.wrappers import MaskObservation
 from rewardjax.envs.wrappers import Wrapper
 from rewardjax.envs.delayed_reward import DelayedReward
 from rewardjax.envs.delayed_reward import DelayedRewardState
+from rewardjax.envs.rollouts import random_rollout
+from rewardjax.envs.rollouts import reset_batch
+from rewardjax.envs.rollouts import step_batch

@@ -13,7 +13,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rewardjax import sharding, stats  # noqa: E402
-from rewardjax.agents import common, dqn, ppo, pqn  # noqa: E402
+from rewardjax.agents import dqn, ppo, pqn  # noqa: E402
+from rewardjax.envs import rollouts  # noqa: E402
 
 D = 4
 
@@ -39,7 +40,7 @@ def check_reward_statistics():
   assert jax.device_count() == D, jax.devices()
   mesh = sharding.make_mesh(D)
   env, params = rjx.envs.make("CartPole-v1")
-  batch = common.random_rollout(env, params, jax.random.PRNGKey(0), 16, 8)   # [16, 8]
+  batch = rollouts.random_rollout(env, params, jax.random.PRNGKey(0), 16, 8)   # [16, 8]
   key = jax.random.PRNGKey(1)
 
   def sharded_update(module, state):

@@ -10,7 +10,7 @@ import pytest
 import rewardjax as rjx
 import rewardjax.envs
 from rewardjax import cli, spec
-from rewardjax.agents import common
+from rewardjax.envs import rollouts
 from rewardjax.agents.ppo import TrainOutput
 from rewardjax.rewards.attention import Episodes, attention_redistribution, predict_returns
 from rewardjax.types import Transition
@@ -137,7 +137,7 @@ def _consecutive_batches(env_id, key, num_batches, t, n, delayed):
   env, params = rjx.envs.make(env_id)
   if delayed:
     env = rjx.envs.DelayedReward(env)
-  long = jax.jit(common.random_rollout, static_argnums=(0, 3, 4))(
+  long = jax.jit(rollouts.random_rollout, static_argnums=(0, 3, 4))(
       env, params, key, num_batches * t, n)
   return long, [jax.tree.map(lambda x: x[i * t:(i + 1) * t], long) for i in range(num_batches)]
 
@@ -342,7 +342,7 @@ def test_spec_builds_attention_with_the_env_action_count_and_limit():
   channels = spec.parse_rewards("attention@beta=0.5,width=16", env_id="UmbrellaChain-bsuite",
                                 env=env, env_params=params, gamma=0.99)
   assert channels.names == ("attention",)
-  tr = common.random_rollout(env, params, jax.random.PRNGKey(0), 8, 2)
+  tr = rollouts.random_rollout(env, params, jax.random.PRNGKey(0), 8, 2)
   state, r = jax.jit(lambda k: (lambda s: (s, channels.reward(s, tr)))(channels.init(k, tr)))(
       jax.random.PRNGKey(0))
   assert state[0].prefix.obs.shape[1] == params.max_steps_in_episode

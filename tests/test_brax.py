@@ -7,7 +7,7 @@ import pytest
 from gymnax.environments import spaces
 
 import rewardjax as rjx
-from rewardjax.agents import common
+from rewardjax.envs import rollouts
 from rewardjax.envs import brax_adapter
 
 LIMIT = 5
@@ -26,7 +26,7 @@ def rollout(env):
 
   @jax.jit
   def run(params, action):
-    obs, state = common.reset_batch(env, params, jax.random.PRNGKey(1), N)
+    obs, state = rollouts.reset_batch(env, params, jax.random.PRNGKey(1), N)
 
     def body(carry, key):
       obs, state = carry
@@ -121,7 +121,7 @@ def test_progress_counts_on_continuous_mountain_car():
   spec = rjx.envs.progress_functions.get("mountaincar_continuous")
   assert spec.env_id == "MountainCarContinuous-v0"
   module = rjx.rewards.progress_counts(spec.fn, num_bins=10, low=spec.low, high=spec.high)
-  batch = jax.jit(common.random_rollout, static_argnums=(0, 3, 4))(
+  batch = jax.jit(rollouts.random_rollout, static_argnums=(0, 3, 4))(
       env, params, jax.random.PRNGKey(0), 32, 4)
   state = jax.jit(module.init)(jax.random.PRNGKey(1), batch)
   state, _ = jax.jit(module.update)(state, batch, jax.random.PRNGKey(2))

@@ -19,7 +19,7 @@ from rich.progress import Progress
 import rewardjax  # pylint: disable=unused-import  (sets XLA flags before JAX starts)
 from rewardjax import cli
 from rewardjax import plots
-from rewardjax.agents import common
+from rewardjax.agents import trainer
 from rewardjax.agents.ppo import TrainOutput
 
 SEEDS, UPDATES = 2, 4
@@ -171,7 +171,7 @@ def fake_make_train(config, env, env_params, rewards=None, callback=None):
         "histogram": jnp.zeros((config.num_updates, 3)),   # not a scalar: not in the CSV
     }
     for i in range(config.num_updates):
-      common.progress_callback(callback, {k: metrics[k][i] for k in (
+      trainer.progress_callback(callback, {k: metrics[k][i] for k in (
           "update", "env_steps", "episode_return")})
     return TrainOutput(None, metrics)
 

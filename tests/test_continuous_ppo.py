@@ -9,7 +9,8 @@ from gymnax.environments import spaces
 
 import rewardjax as rjx
 from rewardjax import stats
-from rewardjax.agents import common
+from rewardjax.rewards import channels
+from rewardjax import distributions
 from rewardjax.agents import ppo
 from rewardjax.envs.wrappers import Wrapper
 
@@ -25,7 +26,7 @@ def _out(seed=0, batch=5):
 
 
 def test_gaussian_log_prob_and_entropy_match_distrax_and_numpy():
-  policy = common.gaussian_policy(LOW, HIGH, squash=False)
+  policy = distributions.gaussian_policy(LOW, HIGH, squash=False)
   out = _out()
   u, lp = policy.sample(jax.random.PRNGKey(1), out)
   mean, log_std = (np.asarray(x, np.float64) for x in out)
@@ -41,7 +42,7 @@ def test_gaussian_log_prob_and_entropy_match_distrax_and_numpy():
 
 
 def test_squashed_log_prob_is_the_density_of_the_env_action():
-  policy = common.gaussian_policy(LOW, HIGH, squash=True)
+  policy = distributions.gaussian_policy(LOW, HIGH, squash=True)
   mean, log_std = _out(seed=2)
   out = (0.5 * mean, log_std - 0.7)      # away from tanh saturation, where atanh(a) is inexact
   u, lp = policy.sample(jax.random.PRNGKey(3), out)
@@ -57,7 +58,7 @@ def test_squashed_log_prob_is_the_density_of_the_env_action():
 
 @pytest.mark.parametrize("squash", [False, True])
 def test_env_actions_stay_in_the_box(squash):
-  policy = common.gaussian_policy(LOW, HIGH, squash=squash)
+  policy = distributions.gaussian_policy(LOW, HIGH, squash=squash)
   u = 100.0 * jax.random.normal(jax.random.PRNGKey(0), (1000, 3))
   a = np.asarray(policy.to_env(u))
   assert np.all(a >= LOW) and np.all(a <= HIGH)
@@ -68,11 +69,11 @@ def test_env_actions_stay_in_the_box(squash):
 
 def test_bad_boxes_are_refused():
   with pytest.raises(ValueError, match="1-D"):
-    common.box_bounds(spaces.Box(-1.0, 1.0, (2, 2)))
+    distributions.box_bounds(spaces.Box(-1.0, 1.0, (2, 2)))
   with pytest.raises(ValueError, match="low < high"):
-    common.box_bounds(spaces.Box(1.0, 1.0, (2,)))
+    distributions.box_bounds(spaces.Box(1.0, 1.0, (2,)))
   with pytest.raises(ValueError, match="bounded"):
-    common.gaussian_policy(np.array([-np.inf]), np.array([np.inf]), squash=True)
+    distributions.gaussian_policy(np.array([-np.inf]), np.array([np.inf]), squash=True)
   with pytest.raises(ValueError, match="init_log_std"):
     ppo.PPOConfig(init_log_std=float("nan"))
 
@@ -101,7 +102,7 @@ def test_ppo_passes_only_in_bound_actions_to_the_env(squash):
 
 def test_normalize_rewards_divides_by_std_of_discounted_returns():
   chans = rjx.rewards.as_channels(None).resolve(0.9)
-  norm = common.normalize_rewards(chans)
+  norm = channels.normalize_rewards(chans)
   T, N = 6, 2
   rng = np.random.default_rng(0)
   r = rng.normal(size=(T, N)).astype(np.float32)

@@ -7,7 +7,7 @@ import pytest
 
 import rewardjax as rjx
 from rewardjax import episodes
-from rewardjax.agents import common
+from rewardjax.envs import rollouts
 from rewardjax.envs import wrappers
 
 
@@ -19,12 +19,12 @@ def _wrapper_reference(env_id, num_envs, num_steps, key, **kwargs):
   @jax.jit
   def roll(key):
     k0, k1 = jax.random.split(key)
-    _, state = common.reset_batch(env, params, k0, num_envs)
+    _, state = rollouts.reset_batch(env, params, k0, num_envs)
 
     def step(state, key):
       ka, ks = jax.random.split(key)
-      a = common.sample_actions(env, params, ka, num_envs)
-      _, state, r, term, trunc, info = common.step_batch(env, params, ks, state, a)
+      a = rollouts.sample_actions(env, params, ka, num_envs)
+      _, state, r, term, trunc, info = rollouts.step_batch(env, params, ks, state, a)
       return state, (r.astype(jnp.float32), term | trunc, info["episode_return"],
                      info["episode_length"], info["episode_count"])
 

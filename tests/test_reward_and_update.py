@@ -7,13 +7,14 @@ import pytest
 
 import rewardjax as rjx
 from rewardjax import rewards as R
-from rewardjax.agents import common
+from rewardjax.rewards import channels
+from rewardjax.envs import rollouts
 from rewardjax.types import reward_and_update
 
 
 def _rollout(env_id="CartPole-v1", steps=16, envs=4, seed=0, **kw):
   env, params = rjx.envs.make(env_id, **kw)
-  return common.random_rollout(env, params, jax.random.PRNGKey(seed), steps, envs)
+  return rollouts.random_rollout(env, params, jax.random.PRNGKey(seed), steps, envs)
 
 
 def _two_calls(module, state, batch, key):
@@ -42,7 +43,7 @@ CASES = {
         novelty=R.intrinsic_channel(R.count_bonus())),
     "add_with_counts": lambda: R.add(R.extrinsic(), R.count_bonus(beta=0.1)),
     "rnd_and_counts": lambda: R.combine(e=R.extrinsic(), rnd=R.rnd(), counts=R.count_bonus()),
-    "normalize_rewards": lambda: common.normalize_rewards(R.combine(
+    "normalize_rewards": lambda: channels.normalize_rewards(R.combine(
         e=R.channel(R.extrinsic(), gamma=0.99),
         c=R.channel(R.count_bonus(), gamma=0.99, episodic=False))),
 }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rewardjax as rjx
-from rewardjax.agents import common
+from rewardjax.envs import rollouts
 from rewardjax.rewards import shaping
 from rewardjax.types import Transition
 
@@ -61,7 +61,7 @@ def test_terminal_potential_contributes_zero():
 
 def test_truncation_uses_true_final_observation():
   env, params = rjx.envs.make("CartPole-v1", max_steps_in_episode=5)
-  traj = jax.jit(common.random_rollout, static_argnums=(0, 3, 4))(
+  traj = jax.jit(rollouts.random_rollout, static_argnums=(0, 3, 4))(
       env, params, jax.random.PRNGKey(1), 12, 3)
   assert bool(traj.truncated.any())
   phi = lambda s: s[0] + 10.0 * s[2]

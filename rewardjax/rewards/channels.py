@@ -14,11 +14,12 @@ stream does) and combine advantages by coefficient (Burda et al. 2018).
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 
+from rewardjax import stats
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.transforms import RewardTransform, transform
 from rewardjax.types import RewardModule, Transition, check_reward_shape, reward_and_update
@@ -210,3 +211,49 @@ def as_channels(rewards: Channels | Channel | RewardModule | None) -> Channels:
 def combined_reward(r: jax.Array, coefs: Sequence[float]) -> jax.Array:
   """``Σ_c coef_c · r[..., c]``: the scalar reward a single-critic agent learns from."""
   return jnp.tensordot(r, jnp.asarray(coefs, r.dtype), axes=1)
+
+
+class ReturnNormState(NamedTuple):
+  channels: Any                   # the wrapped channels' state
+  ret: jax.Array                  # [N, C] running discounted return per env and channel
+  moments: Any                    # stats.RunningMoments of shape [C]
+
+
+def normalize_rewards(channels: Channels) -> Channels:
+  """Divides each channel's reward by the running std of its discounted return.
+
+  The reward normalisation of PPO implementations (baselines' ``VecNormalize``,
+  PureJaxRL's ``NormalizeVecReward``): per environment and channel
+  ``G_t = γ_c·G_{t−1}·(1 − done_{t−1}) + r_t`` (``stats.discounted_return_filter``;
+  non-episodic channels never reset), and ``r_t / std(G)`` is returned, with the
+  statistics of the batches seen before (as ``normalize_by_return_std``). The
+  mean is not subtracted, so signs are kept. ``channels`` must be resolved
+  (every γ set).
+  """
+  if any(g is None for g in channels.gammas):
+    raise ValueError("normalize_rewards: resolve the channels' gammas first")
+  gammas = jnp.asarray(channels.gammas, jnp.float32)
+  episodic = jnp.asarray(channels.episodic)
+  c = channels.num_channels
+
+  def init_fn(key, example: Transition):
+    inner = channels.init(key, example)
+    ret = jnp.zeros(example.reward.shape[1:] + (c,), jnp.float32)
+    return ReturnNormState(inner, ret, stats.moments_init((c,)))
+
+  def reward_fn(state, batch):
+    return channels.reward(state.channels, batch) / stats.moments_std(state.moments)
+
+  def reward_and_update_fn(state, batch, key):
+    r, inner, metrics = reward_and_update(channels, state.channels, batch, key)  # raw
+    done = jnp.logical_or(batch.terminated, batch.truncated)[..., None] & episodic
+    ret, rets = stats.discounted_return_filter(state.ret, r, gammas, done)
+    moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim - 1)))
+    return (r / stats.moments_std(state.moments), ReturnNormState(inner, ret, moments),
+            metrics)
+
+  def update_fn(state, batch, key):
+    return reward_and_update_fn(state, batch, key)[1:]
+
+  return channels._replace(init=init_fn, reward=reward_fn, update=update_fn,
+                           reward_and_update=reward_and_update_fn)
