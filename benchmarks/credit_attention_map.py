@@ -27,7 +27,7 @@ train = ppo.make_train(cfg, env, params, rewards)
 out = jax.block_until_ready(jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 4)))
 c = np.asarray(out.metrics["rewards/reward/correct_first"]); f = c[:, -20:].mean(1)
 print(f"beta={beta}: final correct {f.mean():.3f} seeds {np.round(f, 2).tolist()}")
-rs = out.runner_state.reward_state[0]
+rs = out.runner_state.reward_state["reward"]
 for s in range(4):
   st = jax.tree.map(lambda x: x[s], rs)
   n = int(st.buffer_count); ep = jax.tree.map(lambda x: x[:n], st.buffer)

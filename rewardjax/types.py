@@ -37,7 +37,7 @@ class Transition(NamedTuple):
 
 
 class RewardModule(NamedTuple):
-  """A reward stream as a triple of pure functions (cf. ``optax.GradientTransformation``).
+  """A reward stream as pure functions (cf. ``optax.GradientTransformation``).
 
   Attributes:
     init: ``(key, example: Transition) -> state``. ``example`` has the shape of
@@ -49,31 +49,50 @@ class RewardModule(NamedTuple):
       statistics from the batch.
     reward_and_update: optional ``(state, batch, key) -> (reward, state, metrics)``,
       equal to ``reward`` followed by ``update`` on the same batch but computed
-      in one pass. Agents use it (through ``reward_and_update`` below) where a
-      module provides it: a count table that is read by ``reward`` and then
-      updated in place by ``update`` has to be copied whole between the two
-      (XLA keeps the old table alive for the read), which the fused path avoids.
+      in one pass. A count table that is read by ``reward`` and then updated in
+      place by ``update`` has to be copied whole between the two (XLA keeps the
+      old table alive for the read), which the fused path avoids. ``None``:
+      ``with_fused_update`` fills it with ``reward`` then ``update``.
+    gamma: optional discount the module's reward requires of the channel that
+      carries it (potential shaping preserves optimal policies only at the
+      learner's γ); ``channel()`` refuses a different one. ``None``: any γ.
   """
   init: Callable[[PRNGKey, Transition], PyTree]
   reward: Callable[[PyTree, Transition], Array]
   update: Callable[[PyTree, Transition, PRNGKey], tuple[PyTree, Metrics]]
   reward_and_update: Callable[[PyTree, Transition, PRNGKey],
                               tuple[Array, PyTree, Metrics]] | None = None
+  gamma: float | None = None
+
+
+def with_fused_update(module: RewardModule) -> RewardModule:
+  """``module`` with its optional ``reward_and_update`` filled in.
+
+  A module that declares its own fused path keeps it; otherwise the field
+  becomes ``reward`` followed by ``update`` on the same batch (as optax's
+  ``with_extra_args_support`` fills in what a transformation does not declare).
+  """
+  if not isinstance(module, RewardModule):
+    raise TypeError(f"expected a RewardModule, got {type(module).__name__}")
+  if module.reward_and_update is not None:
+    return module
+
+  def reward_and_update_fn(state, batch, key):
+    r = module.reward(state, batch)
+    state, metrics = module.update(state, batch, key)
+    return r, state, metrics
+
+  return module._replace(reward_and_update=reward_and_update_fn)
 
 
 def reward_and_update(module, state: PyTree, batch: Transition,
                       key: PRNGKey) -> tuple[Array, PyTree, Metrics]:
-  """``module.reward(state, batch)`` then ``module.update(state, batch, key)``.
-
-  Uses the module's fused ``reward_and_update`` when it has one. ``module`` is
-  any reward module or ``Channels``.
-  """
-  fused = getattr(module, "reward_and_update", None)
-  if fused is not None:
-    return fused(state, batch, key)
-  r = module.reward(state, batch)
-  state, metrics = module.update(state, batch, key)
-  return r, state, metrics
+  """``module.reward(state, batch)`` then ``module.update(state, batch, key)``, fused
+  where the module declares a fused path. ``module`` is a ``RewardModule`` or
+  ``Channels``."""
+  if module.reward_and_update is None:
+    module = with_fused_update(module)
+  return module.reward_and_update(state, batch, key)
 
 
 class EmptyState(NamedTuple):
@@ -115,4 +134,5 @@ def check_reward_shape(name: str, r: Array, batch: Transition) -> None:
 __all__ = [
     "Array", "PRNGKey", "PyTree", "Metrics", "Transition", "RewardModule",
     "EmptyState", "stateless", "batch_shape", "check_reward_shape", "reward_and_update",
+    "with_fused_update",
 ]

@@ -153,13 +153,13 @@ def check_sharded_dqn():
     assert out.metrics[k].shape == v.shape, (k, out.metrics[k].shape, v.shape)
   rs = out.runner_state
   assert np.isfinite(np.asarray(out.metrics["loss"])[-1])      # it learned from replay
-  counts = rs.reward_state[1].counts            # the novelty channel's table
+  counts = rs.reward_state["novelty"].counts            # the novelty channel's table
   for leaf in (rs.theta, rs.target_theta, counts):
     leaf = np.asarray(leaf)
     for d in range(1, D):
       np.testing.assert_array_equal(leaf[d], leaf[0])             # replicated
   # The count table saw every device's transitions: as many as one device's run.
-  assert int(counts[0].sum()) == int(single.runner_state.reward_state[1].counts.sum()) == \
+  assert int(counts[0].sum()) == int(single.runner_state.reward_state["novelty"].counts.sum()) == \
       cfg.total_timesteps
   # Each device's buffer: its num_envs / D columns, all of the same length of time ...
   obs = np.asarray(rs.buffer_state.experience.obs)

@@ -167,7 +167,7 @@ def test_counts_plug_in_and_metrics():
   eps = np.asarray(m["epsilon"])
   assert eps[0] == 1.0 and np.all(np.diff(eps) <= 0) and eps[-1] == pytest.approx(0.01)
   # The counts saw every collected transition exactly once.
-  counts = out.runner_state.reward_state[1].module.counts      # [1 row, table]
+  counts = out.runner_state.reward_state["novelty"].module.counts      # [1 row, table]
   assert int(counts.sum()) == n * cfg.batch_size
 
 

@@ -55,7 +55,7 @@ def test_counts_channel_with_log_mapping_on_deepsea():
     assert m[k].shape == (cfg.num_updates,), k
   assert not bool(m["nonfinite"].any())
   assert float(m["reward/novelty"].mean()) > 0
-  counts = out.runner_state.reward_state[1].module.counts
+  counts = out.runner_state.reward_state["novelty"].module.counts
   assert int(counts.sum()) == cfg.total_timesteps
 
 

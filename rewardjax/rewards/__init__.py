@@ -8,8 +8,8 @@ from rewardjax.rewards.channels import channel
 from rewardjax.rewards.channels import combine
 from rewardjax.rewards.channels import combined_reward
 from rewardjax.rewards.channels import intrinsic_channel
+from rewardjax.rewards.channels import normalize_rewards
 from rewardjax.rewards.extrinsic import extrinsic
-from rewardjax.rewards.shaping import ShapingModule
 from rewardjax.rewards.shaping import potential_shaping
 from rewardjax.rewards.shaping import shaping_reward
 from rewardjax.rewards.transforms import RewardTransform

@@ -9,12 +9,13 @@
 Agents keep one value head per channel, compute each channel's advantages with
 its own γ (a non-episodic channel ignores ``terminated``, as RND's intrinsic
 stream does) and combine advantages by coefficient (Burda et al. 2018).
+The combined state is a dict keyed by channel name (as optax's ``named_chain``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,8 @@ import jax.numpy as jnp
 from rewardjax import stats
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.transforms import RewardTransform, transform
-from rewardjax.types import RewardModule, Transition, check_reward_shape, reward_and_update
+from rewardjax.types import (RewardModule, Transition, check_reward_shape, reward_and_update,
+                             with_fused_update)
 
 
 class Channel(NamedTuple):
@@ -38,6 +40,11 @@ def _check_gamma(name: str, gamma) -> None:
     raise ValueError(f"channel {name!r}: gamma must be in (0, 1], got {gamma!r}")
 
 
+def _check_module(where: str, module) -> None:
+  if not isinstance(module, RewardModule):
+    raise TypeError(f"{where}: expected a RewardModule, got {type(module).__name__}")
+
+
 def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
             episodic: bool = True,
             transforms: Sequence[RewardTransform] = ()) -> Channel:
@@ -48,24 +55,23 @@ def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
     coef: weight of this channel's advantages (or rewards, for single-critic
       agents). Must be finite.
     gamma: the channel's discount; ``None`` takes the agent's ``gamma``. A
-      potential-shaping module fixes its own γ, which must match.
+      module that requires a discount (``RewardModule.gamma``, e.g. potential
+      shaping) fixes the channel's, which must then match.
     episodic: if False, returns of this channel run across episode ends
       (``terminated`` is ignored), as for RND's intrinsic stream.
     transforms: reward transforms applied to the module's reward, in order.
   """
-  if not isinstance(module, tuple) or not all(hasattr(module, f) for f in ("init", "reward", "update")):
-    raise TypeError(f"channel: expected a RewardModule, got {type(module).__name__}")
+  _check_module("channel", module)
   coef = float(coef)
   if not math.isfinite(coef):
     raise ValueError(f"channel: coef must be finite, got {coef}")
   _check_gamma("channel", gamma)
-  required = getattr(module, "gamma", None)
-  if required is not None:
+  if module.gamma is not None:
     if gamma is None:
-      gamma = required
-    elif abs(gamma - required) > 1e-12:
+      gamma = module.gamma
+    elif abs(gamma - module.gamma) > 1e-12:
       raise ValueError(
-          f"channel: potential shaping was built with gamma={required} but the channel "
+          f"channel: potential shaping was built with gamma={module.gamma} but the channel "
           f"discounts with gamma={gamma}; shaping preserves optimal policies only when "
           "they are equal (Ng et al. 1999)")
   module = transform(module, *transforms)
@@ -91,15 +97,33 @@ def intrinsic_channel(module: RewardModule, coef: float = 1.0, gamma: float = 0.
 
 
 class Channels(NamedTuple):
-  """Several channels combined; a reward module whose reward is ``[..., C]``."""
-  init: Callable
-  reward: Callable
-  update: Callable
+  """Several channels combined: a reward module whose reward is ``[..., C]``,
+  with each channel's name, coefficient, discount and episodic flag.
+
+  ``init`` / ``reward`` / ``update`` / ``reward_and_update`` are the combined
+  module's (the last always set: fused where the channels' modules are).
+  """
+  module: RewardModule
   names: tuple[str, ...]
   coefs: tuple[float, ...]
   gammas: tuple[float | None, ...]
   episodic: tuple[bool, ...]
-  reward_and_update: Callable | None = None   # fused; see types.reward_and_update
+
+  @property
+  def init(self):
+    return self.module.init
+
+  @property
+  def reward(self):
+    return self.module.reward
+
+  @property
+  def update(self):
+    return self.module.update
+
+  @property
+  def reward_and_update(self):
+    return self.module.reward_and_update
 
   @property
   def num_channels(self) -> int:
@@ -112,56 +136,57 @@ class Channels(NamedTuple):
     return self._replace(gammas=gammas)
 
 
+def stack_modules(modules: dict[str, RewardModule]) -> RewardModule:
+  """One module whose reward stacks ``modules``' rewards on a last axis ``[..., C]``.
+
+  Its state is a dict keyed like ``modules``; keys split in the given order.
+  Every module's fused ``reward_and_update`` is used where it declares one.
+  """
+  names = tuple(modules)
+  mods = tuple(with_fused_update(m) for m in modules.values())
+
+  def init_fn(key, example: Transition):
+    keys = jax.random.split(key, len(mods))
+    return {n: m.init(k, example) for n, m, k in zip(names, mods, keys)}
+
+  def stacked(rewards: dict, batch):
+    for name, r in rewards.items():
+      check_reward_shape(name, r, batch)
+    return jnp.stack([jnp.asarray(r, jnp.float32) for r in rewards.values()], axis=-1)
+
+  def reward_fn(state, batch: Transition):
+    return stacked({n: m.reward(state[n], batch) for n, m in zip(names, mods)}, batch)
+
+  def reward_and_update_fn(state, batch: Transition, key):
+    keys = jax.random.split(key, len(mods))
+    rs, new_state, metrics = {}, {}, {}
+    for name, m, k in zip(names, mods, keys):
+      rs[name], new_state[name], mt = m.reward_and_update(state[name], batch, k)
+      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
+    return stacked(rs, batch), new_state, metrics
+
+  def update_fn(state, batch: Transition, key):
+    keys = jax.random.split(key, len(mods))
+    new_state, metrics = {}, {}
+    for name, m, k in zip(names, mods, keys):
+      new_state[name], mt = m.update(state[name], batch, k)
+      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
+    return new_state, metrics
+
+  return RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn)
+
+
 def combine(**channels: Channel | RewardModule) -> Channels:
   """Combines named channels (bare modules get ``channel()``'s defaults)."""
   if not channels:
     raise ValueError("combine: give at least one channel, e.g. combine(extrinsic=extrinsic())")
-  chans = {}
-  for name, c in channels.items():
-    if not isinstance(c, Channel):
-      c = channel(c)
-    chans[name] = c
-  names = tuple(chans)
-  mods = tuple(c.module for c in chans.values())
-
-  def init_fn(key, example: Transition):
-    keys = jax.random.split(key, len(mods))
-    return tuple(m.init(k, example) for m, k in zip(mods, keys))
-
-  def reward_fn(state, batch: Transition):
-    rs = []
-    for name, m, s in zip(names, mods, state):
-      r = m.reward(s, batch)
-      check_reward_shape(name, r, batch)
-      rs.append(jnp.asarray(r, jnp.float32))
-    return jnp.stack(rs, axis=-1)
-
-  def update_fn(state, batch: Transition, key):
-    keys = jax.random.split(key, len(mods))
-    new_states, metrics = [], {}
-    for name, m, s, k in zip(names, mods, state, keys):
-      s, mt = m.update(s, batch, k)
-      new_states.append(s)
-      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
-    return tuple(new_states), metrics
-
-  def reward_and_update_fn(state, batch: Transition, key):
-    keys = jax.random.split(key, len(mods))
-    rs, new_states, metrics = [], [], {}
-    for name, m, s, k in zip(names, mods, state, keys):
-      r, s, mt = reward_and_update(m, s, batch, k)
-      check_reward_shape(name, r, batch)
-      rs.append(jnp.asarray(r, jnp.float32))
-      new_states.append(s)
-      metrics.update({f"{name}/{n}": v for n, v in mt.items()})
-    return jnp.stack(rs, axis=-1), tuple(new_states), metrics
-
+  chans = {name: c if isinstance(c, Channel) else channel(c) for name, c in channels.items()}
   return Channels(
-      init_fn, reward_fn, update_fn, names,
+      stack_modules({name: c.module for name, c in chans.items()}),
+      tuple(chans),
       tuple(c.coef for c in chans.values()),
       tuple(c.gamma for c in chans.values()),
-      tuple(c.episodic for c in chans.values()),
-      reward_and_update_fn)
+      tuple(c.episodic for c in chans.values()))
 
 
 def add(*modules: RewardModule) -> RewardModule:
@@ -169,27 +194,27 @@ def add(*modules: RewardModule) -> RewardModule:
 
   Use it to put several streams in ONE channel (one value head, one γ), e.g.
   ``channel(add(extrinsic(), potential_shaping(phi, gamma=0.99)))``: shaping then
-  adds no head and no GAE of its own. Shaping modules inside fix the channel's γ.
+  adds no head and no GAE of its own. A discount required by a module inside
+  (``RewardModule.gamma``) is required by the sum.
   """
   if not modules:
     raise ValueError("add: give at least one reward module")
-  combined = combine(**{f"term{i}": m for i, m in enumerate(modules)})
-  gammas = {g for g in (getattr(m, "gamma", None) for m in modules) if g is not None}
+  for m in modules:
+    _check_module("add", m)
+  gammas = {m.gamma for m in modules if m.gamma is not None}
   if len(gammas) > 1:
     raise ValueError(f"add: shaping modules built with different gammas {sorted(gammas)}")
+  stacked = stack_modules({f"term{i}": m for i, m in enumerate(modules)})
 
   def reward_fn(state, batch):
-    return jnp.sum(combined.reward(state, batch), axis=-1)
+    return jnp.sum(stacked.reward(state, batch), axis=-1)
 
   def reward_and_update_fn(state, batch, key):
-    r, state, metrics = combined.reward_and_update(state, batch, key)
+    r, state, metrics = stacked.reward_and_update(state, batch, key)
     return jnp.sum(r, axis=-1), state, metrics
 
-  module = RewardModule(combined.init, reward_fn, combined.update, reward_and_update_fn)
-  if gammas:
-    from rewardjax.rewards.shaping import ShapingModule  # pylint: disable=g-import-not-at-top
-    return ShapingModule(module.init, module.reward, module.update, gammas.pop())
-  return module
+  return RewardModule(stacked.init, reward_fn, stacked.update, reward_and_update_fn,
+                      gamma=gammas.pop() if gammas else None)
 
 
 def as_channels(rewards: Channels | Channel | RewardModule | None) -> Channels:
@@ -202,7 +227,7 @@ def as_channels(rewards: Channels | Channel | RewardModule | None) -> Channels:
     return combine(extrinsic=channel(extrinsic()))
   if isinstance(rewards, Channels):
     return rewards
-  if isinstance(rewards, (Channel, tuple)):
+  if isinstance(rewards, (Channel, RewardModule)):
     return combine(reward=rewards)
   raise TypeError(
       f"rewards must be a RewardModule, a Channel or combine(...), got {type(rewards).__name__}")
@@ -255,5 +280,5 @@ def normalize_rewards(channels: Channels) -> Channels:
   def update_fn(state, batch, key):
     return reward_and_update_fn(state, batch, key)[1:]
 
-  return channels._replace(init=init_fn, reward=reward_fn, update=update_fn,
-                           reward_and_update=reward_and_update_fn)
+  return channels._replace(module=RewardModule(init_fn, reward_fn, update_fn,
+                                               reward_and_update_fn))

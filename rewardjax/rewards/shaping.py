@@ -16,12 +16,12 @@ Along any episode that terminates, the shaping terms telescope:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-from rewardjax.types import Array, EmptyState, Transition
+from rewardjax.types import Array, EmptyState, RewardModule, Transition
 
 
 def shaping_reward(phi_tm1: Array, phi_t: Array, terminated_t: Array,
@@ -60,16 +60,8 @@ def evaluate_potential(potential_fn: Callable[[Array], Array], obs: Array,
   return phi
 
 
-class ShapingModule(NamedTuple):
-  """A reward module that also records the discount it was built for."""
-  init: Callable
-  reward: Callable
-  update: Callable
-  gamma: float
-
-
 def potential_shaping(potential_fn: Callable[[Array], Array],
-                      gamma: float) -> ShapingModule:
+                      gamma: float) -> RewardModule:
   """Potential-based shaping reward ``F = γ·Φ(s')·(1 − terminated) − Φ(s)``.
 
   Args:
@@ -78,7 +70,8 @@ def potential_shaping(potential_fn: Callable[[Array], Array],
       ``channel()`` refuses a different γ.
 
   Returns:
-    A stateless reward module (a ``ShapingModule`` carrying ``gamma``).
+    A stateless reward module that requires ``gamma`` of its channel
+    (``RewardModule.gamma``).
   """
   if not callable(potential_fn):
     raise TypeError(f"potential_shaping: potential_fn must be callable, got {potential_fn!r}")
@@ -102,4 +95,4 @@ def potential_shaping(potential_fn: Callable[[Array], Array],
     del batch, key
     return state, {}
 
-  return ShapingModule(init_fn, reward_fn, update_fn, gamma)
+  return RewardModule(init_fn, reward_fn, update_fn, gamma=gamma)

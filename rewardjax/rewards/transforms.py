@@ -159,13 +159,5 @@ def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModul
   def update_fn(state, batch, key):
     return reward_and_update_fn(state, batch, key)[1:]
 
-  # Keep any extra metadata (e.g. a shaping module's required gamma).
-  return _copy_meta(module, RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn))
-
-
-def _copy_meta(src, new: RewardModule):
-  gamma = getattr(src, "gamma", None)
-  if gamma is None:
-    return new
-  from rewardjax.rewards.shaping import ShapingModule  # pylint: disable=g-import-not-at-top
-  return ShapingModule(new.init, new.reward, new.update, gamma)
+  # A discount the module requires (potential shaping) is required of the result.
+  return RewardModule(init_fn, reward_fn, update_fn, reward_and_update_fn, gamma=module.gamma)
