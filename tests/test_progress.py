@@ -364,6 +364,14 @@ def test_reexports_registry():
   assert progress_functions.mountaincar_progress is hand_written.mountaincar_progress
 
 
+def test_rewards_reach_the_registry_without_envs():
+  # rewards/ depends on the progress package, not on the environments.
+  from rewardjax.rewards import progress_counts  # pylint: disable=g-import-not-at-top
+  module = inspect.getmodule(progress_counts)
+  assert module.__name__ == "rewardjax.rewards.progress_counts"
+  assert "rewardjax.envs" not in inspect.getsource(module)
+
+
 def test_as_potential():
   obs = MC_OBS[2]
   p = hand_written.mountaincar_progress(obs)
