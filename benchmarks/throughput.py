@@ -51,9 +51,9 @@ import jax
 import jax.numpy as jnp
 
 from rewardjax import envs
+from rewardjax import progress
 from rewardjax.agents import trainer
 from rewardjax.agents.ppo import PPOConfig, make_train
-from rewardjax.envs import progress_functions
 from rewardjax.rewards import (add, channel, combine, count_bonus, extrinsic, potential_shaping,
                                progress_counts, rnd)
 
@@ -87,7 +87,7 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
   rows = [_rewardjax_row(PLAIN, None, env_id, "extrinsic only, 1 value head")]
 
   def shaping(config):
-    return potential_shaping(progress_functions.potential(potential_name), gamma=config.gamma)
+    return potential_shaping(progress.potential(potential_name), gamma=config.gamma)
 
   rows.append(_rewardjax_row(
       "ppo+shaping",
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   p.add_argument("--env", default="CartPole-v1", help="environment id (rewardjax.envs.make)")
   p.add_argument("--potential", default="cartpole",
-                 help="progress function for the shaping rows (progress_functions.potential)")
+                 help="progress function for the shaping rows (rewardjax.progress.potential)")
   p.add_argument("--total-timesteps", type=int, default=131_072,
                  help="env steps per seed and run (rounded down to whole updates)")
   p.add_argument("--num-envs", type=int, nargs="+", default=[4, 16, 64, 256])

@@ -29,7 +29,7 @@ strings, and are checked against the type of the factory's default.
 An ``arg`` ending in ``.py`` is a progress-function file, loaded with
 ``rewardjax.progress.load_file`` and checked on a real observation of the
 environment; any other ``arg`` names a function registered in
-``rewardjax.envs.progress_functions``. Without an ``arg``, ``potential`` and
+``rewardjax.progress.REGISTRY``. Without an ``arg``, ``potential`` and
 ``progress_counts`` use the function registered for the environment, if any.
 
 New kinds are one entry in ``KINDS`` (see ``register_kind``).
@@ -220,22 +220,21 @@ def _import(kind: str, module: str, attr: str):
 
 def progress_function(ctx: Context, arg: str | None, kind: str):
   """A progress function and its registered spec (``None`` for files) from a term's arg."""
-  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  from rewardjax import progress  # pylint: disable=g-import-not-at-top
   if arg is None:
     # No arg: the function registered for this environment, if there is one.
-    for spec in progress_functions.REGISTRY.values():
+    for spec in progress.REGISTRY.values():
       if spec.env_id == ctx.env_id:
         return spec.fn, spec
     raise ValueError(
         f"{kind}: no progress function is registered for {ctx.env_id!r}; give one as "
-        f"{kind}:<name> (one of {', '.join(sorted(progress_functions.REGISTRY))}) or "
+        f"{kind}:<name> (one of {', '.join(sorted(progress.REGISTRY))}) or "
         f"{kind}:<file.py>")
   if arg.endswith(".py"):
     if not os.path.isfile(arg):
       raise ValueError(f"{kind}: progress-function file {arg!r} does not exist")
-    load_file = _import(kind, "rewardjax.progress", "load_file")
-    return load_file(arg, example_obs=ctx.example_obs()), None
-  spec = progress_functions.get(arg)
+    return progress.load_file(arg, example_obs=ctx.example_obs()), None
+  spec = progress.get(arg)
   return spec.fn, spec
 
 
@@ -246,13 +245,13 @@ def _build_extrinsic(ctx, arg, options, gamma):
 
 
 def _build_potential(ctx, arg, options, gamma):
-  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
+  from rewardjax import progress  # pylint: disable=g-import-not-at-top
   from rewardjax.rewards.shaping import potential_shaping  # pylint: disable=g-import-not-at-top
   fn, spec = progress_function(ctx, arg, "potential")
   # A registered function brings its potential weights (MountainCar: energy only).
   weights = None if spec is None else spec.potential_weights
   # Shaping preserves optimal policies only with the learner's γ for this channel.
-  return potential_shaping(progress_functions.potential(fn, weights=weights, **options),
+  return potential_shaping(progress.potential(fn, weights=weights, **options),
                            gamma=gamma)
 
 

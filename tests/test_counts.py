@@ -218,8 +218,8 @@ def _mountaincar_key_by_hand(x, v, bins=10):
 
 
 def test_progress_counts_bins_mountaincar_progress():
-  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
-  spec = progress_functions.get("mountaincar")
+  from rewardjax import progress  # pylint: disable=g-import-not-at-top
+  spec = progress.get("mountaincar")
   key = pc.progress_key(spec.fn, num_bins=10, low=spec.low, high=spec.high)
   obs = jnp.array([[-0.9, 0.02], [0.3, 0.04], [-0.5, 0.0]], jnp.float32)
   params = key.init(KEY, obs)
@@ -238,8 +238,8 @@ def test_progress_counts_bins_mountaincar_progress():
 
 
 def test_progress_counts_rewards_rarely_visited_bins_more():
-  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
-  module = _jit(pc.progress_counts(progress_functions.mountaincar_progress, beta=1.0,
+  from rewardjax.progress import hand_written  # pylint: disable=g-import-not-at-top
+  module = _jit(pc.progress_counts(hand_written.mountaincar_progress, beta=1.0,
                                    num_bins=10, low=0.0, high=1.0))
   rng = np.random.default_rng(8)
   common = np.stack([rng.uniform(-0.55, -0.45, 50), np.zeros(50)], -1)   # valley floor

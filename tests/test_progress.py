@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rewardjax import progress
-from rewardjax.envs import progress_functions
+from rewardjax.progress import hand_written
 
 # Observations spanning MountainCar's state space: left wall, valley, goal, fast.
 MC_OBS = jnp.array([
@@ -63,7 +63,7 @@ def _fn(body: str, header: str = "import jax.numpy as jnp\n") -> str:
 
 def test_load_matches_hand_written_mountaincar():
   fn = progress.load(MC_REPLY, example_obs=MC_OBS[1])
-  want = jax.vmap(progress_functions.mountaincar_progress)(MC_OBS)
+  want = jax.vmap(hand_written.mountaincar_progress)(MC_OBS)
   np.testing.assert_allclose(fn(MC_OBS[3]), want[3], rtol=1e-5, atol=1e-6)
   # Under jit and vmap, the way reward modules call it.
   np.testing.assert_allclose(jax.jit(jax.vmap(fn))(MC_OBS), want,
@@ -84,10 +84,10 @@ def test_loaded_function_has_source_and_restricted_globals():
 
 def test_load_registered_deepsea_source():
   # The registry's own DeepSea function is written in the accepted subset.
-  source = inspect.getsource(progress_functions.deepsea_progress)
+  source = inspect.getsource(hand_written.deepsea_progress)
   fn = progress.load(source, example_obs=jnp.zeros((5, 5)))
   obs = jnp.zeros((5, 5)).at[2, 3].set(1.0)
-  np.testing.assert_allclose(fn(obs), progress_functions.deepsea_progress(obs))
+  np.testing.assert_allclose(fn(obs), hand_written.deepsea_progress(obs))
 
 
 def test_load_accepts_allowed_imports_and_constructs():
@@ -135,7 +135,7 @@ def test_load_file(tmp_path):
   path.write_text(MC_REPLY)
   fn = progress.load_file(path, example_obs=MC_OBS[0])
   np.testing.assert_allclose(fn(MC_OBS[3]),
-                             progress_functions.mountaincar_progress(MC_OBS[3]),
+                             hand_written.mountaincar_progress(MC_OBS[3]),
                              rtol=1e-5)
   path.write_text("import os\n")
   with pytest.raises(ValueError, match=re.escape(str(path))):
@@ -246,8 +246,8 @@ OBS = jnp.array([0.25, 0.5])
 
 
 def test_check_returns_k():
-  assert progress.check(progress_functions.mountaincar_progress, OBS) == 2
-  assert progress.check(progress_functions.mountaincar_progress, [0.2, 0.0]) == 2
+  assert progress.check(hand_written.mountaincar_progress, OBS) == 2
+  assert progress.check(hand_written.mountaincar_progress, [0.2, 0.0]) == 2
   assert progress.check(lambda o: jnp.clip(o[:1], 0, 1), OBS) == 1
 
 
@@ -355,22 +355,33 @@ def test_prompt_example_is_itself_valid():
 
 
 def test_reexports_registry():
+  from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
   assert progress.get is progress_functions.get
   assert progress.potential is progress_functions.potential
   assert progress.REGISTRY is progress_functions.REGISTRY
-  assert progress.get("mountaincar").fn is progress_functions.mountaincar_progress
+  assert progress.ProgressSpec is progress_functions.ProgressSpec
+  assert progress.get("mountaincar").fn is hand_written.mountaincar_progress
+  assert progress_functions.mountaincar_progress is hand_written.mountaincar_progress
+
+
+def test_rewards_reach_the_registry_without_envs():
+  # rewards/ depends on the progress package, not on the environments.
+  from rewardjax.rewards import progress_counts  # pylint: disable=g-import-not-at-top
+  module = inspect.getmodule(progress_counts)
+  assert module.__name__ == "rewardjax.rewards.progress_counts"
+  assert "rewardjax.envs" not in inspect.getsource(module)
 
 
 def test_as_potential():
   obs = MC_OBS[2]
-  p = progress_functions.mountaincar_progress(obs)
+  p = hand_written.mountaincar_progress(obs)
   # MountainCar's registered potential is its energy component alone.
   np.testing.assert_allclose(progress.as_potential("mountaincar", scale=2.0)(obs),
                              2.0 * p[1], rtol=1e-6)
-  np.testing.assert_allclose(progress.as_potential(progress_functions.mountaincar_progress,
+  np.testing.assert_allclose(progress.as_potential(hand_written.mountaincar_progress,
                                                    scale=2.0)(obs),
                              2.0 * jnp.mean(p), rtol=1e-6)
-  weighted = progress.as_potential(progress_functions.mountaincar_progress,
+  weighted = progress.as_potential(hand_written.mountaincar_progress,
                                    weights=[3.0, 1.0])
   np.testing.assert_allclose(weighted(obs), (3 * p[0] + p[1]) / 4, rtol=1e-6)
   np.testing.assert_allclose(jax.jit(jax.vmap(weighted))(MC_OBS[:2]).shape, (2,))

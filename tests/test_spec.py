@@ -9,8 +9,8 @@ import pytest
 
 import rewardjax  # pylint: disable=unused-import  (sets XLA flags before JAX starts)
 from rewardjax import envs
+from rewardjax import progress
 from rewardjax import spec
-from rewardjax.envs import progress_functions
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.types import Transition
 
@@ -86,7 +86,7 @@ def test_potential_registered_name_with_scale():
   assert channels.names == ("extrinsic", "potential")
   assert settings(channels)["potential"] == (1.0, AGENT_GAMMA, True)
   batch = mountaincar_batch()
-  phi = progress_functions.potential("mountaincar", 10.0)
+  phi = progress.potential("mountaincar", 10.0)
   np.testing.assert_allclose(reward_of(channels, batch, 1), shaping(phi, batch, AGENT_GAMMA),
                              rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(reward_of(channels, batch, 0), batch.reward)
@@ -96,7 +96,7 @@ def test_potential_gamma_option_sets_shaping_gamma():
   channels = parse("potential:mountaincar@gamma=0.9")
   assert settings(channels) == {"potential": (1.0, 0.9, True)}
   batch = mountaincar_batch()
-  phi = progress_functions.potential("mountaincar", 1.0)
+  phi = progress.potential("mountaincar", 1.0)
   np.testing.assert_allclose(reward_of(channels, batch, 0), shaping(phi, batch, 0.9),
                              rtol=1e-5, atol=1e-6)
 

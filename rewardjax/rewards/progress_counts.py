@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rewardjax.progress.registry import ProgressSpec
+from rewardjax.progress.registry import get
 from rewardjax.rewards.counts import StateKey, count_bonus, ravel_index
 from rewardjax.rewards.shaping import apply_per_observation
 from rewardjax.types import Array, RewardModule
@@ -41,9 +43,8 @@ class ProgressKeyParams(NamedTuple):
 def _resolve_progress(progress_fn, low, high):
   """``(fn, low, high)`` from a callable, a registered name or a ``ProgressSpec``."""
   if isinstance(progress_fn, str):
-    from rewardjax.envs import progress_functions  # pylint: disable=g-import-not-at-top
-    progress_fn = progress_functions.get(progress_fn)
-  if hasattr(progress_fn, "fn") and hasattr(progress_fn, "low") and hasattr(progress_fn, "high"):
+    progress_fn = get(progress_fn)
+  if isinstance(progress_fn, ProgressSpec):
     spec = progress_fn
     low = spec.low if low is None else low
     high = spec.high if high is None else high
@@ -137,7 +138,7 @@ def progress_counts(progress_fn,
 
   Args:
     progress_fn: per-observation ``obs -> Array[k]``; or the name of a
-      registered progress function (``rewardjax.envs.progress_functions``) or a
+      registered progress function (``rewardjax.progress.REGISTRY``) or a
       ``ProgressSpec``, whose ``low`` / ``high`` are used unless given here.
     beta: bonus scale β.
     num_bins: bins per progress component (int or one per component).
