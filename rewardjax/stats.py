@@ -6,6 +6,13 @@ code uses), so a sharded or vmapped update can combine partial statistics
 exactly. ``discounted_return_filter`` is RND's ``RewardForwardFilter``: a per-
 environment running discounted sum of rewards whose standard deviation scales
 intrinsic rewards (Burda et al. 2018).
+
+``ReturnStd`` is the library's one return-std normaliser (used by the
+``normalize_by_return_std`` transform, ``normalize_rewards`` and ``rnd``). Its
+one ordering: a batch's own discounted returns enter the statistics *before*
+the batch is divided by their std (``return_std_update`` then
+``scale_by_return_std``), as in RND's reference code, baselines'
+``VecNormalize`` and PureJaxRL's ``NormalizeVecReward``.
 """
 
 from __future__ import annotations
@@ -103,3 +110,28 @@ def discounted_return_filter(ret_tm1: Array, r_t: Array, gamma: float,
 
   ret_T, rets = jax.lax.scan(step, ret_tm1, (r_t, reset_t))
   return ret_T, rets
+
+
+class ReturnStd(NamedTuple):
+  """Running std of discounted returns: a forward filter and the moments of its output."""
+  moments: RunningMoments   # moments of every G_t seen, per channel if shaped so
+  ret: Array                # running G per environment (and channel), the filter's state
+
+
+def return_std_init(ret_shape, moments_shape=()) -> ReturnStd:
+  """Prior moments (``moments_init``) and a zero running return of ``ret_shape``."""
+  return ReturnStd(moments_init(moments_shape), jnp.zeros(ret_shape, jnp.float32))
+
+
+def return_std_update(state: ReturnStd, r_t: Array, gamma, reset_t: Array | None = None
+                      ) -> ReturnStd:
+  """Runs ``G_t = γ·G_{t−1}·(1 − reset_{t−1}) + r_t`` over the time-major batch ``r_t``
+  (``discounted_return_filter``) and merges every ``G_t`` into the moments, reducing
+  over the leading axes the moments do not have."""
+  ret, rets = discounted_return_filter(state.ret, r_t, gamma, reset_t)
+  return ReturnStd(moments_update(state.moments, rets), ret)
+
+
+def scale_by_return_std(state: ReturnStd, r: Array, eps: float = 1e-8) -> Array:
+  """``r / σ(G)``; the mean is not subtracted, so rewards keep their sign."""
+  return r / moments_std(state.moments, eps)

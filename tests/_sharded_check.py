@@ -75,11 +75,14 @@ def check_reward_statistics():
   r0 = rnd.init(key, batch)
   single_r, _ = rnd.update(r0, batch, key)
   # Each device filters the returns of its own environments (all zero at init).
-  sharded_r, _ = sharded_update(rnd, r0._replace(ret=r0.ret[:batch.reward.shape[1] // D]))
-  for name in ("obs_moments", "return_moments", "predictor_params", "target_params"):
+  local_returns = r0.returns._replace(ret=r0.returns.ret[:batch.reward.shape[1] // D])
+  sharded_r, _ = sharded_update(rnd, r0._replace(returns=local_returns))
+  for name in ("obs_moments", "predictor_params", "target_params"):
     same_on_devices(getattr(sharded_r, name), getattr(single_r, name), exact=False)
+  same_on_devices(sharded_r.returns.moments, single_r.returns.moments, exact=False)
   # The per-environment return filter is split over devices.
-  np.testing.assert_allclose(np.concatenate(list(sharded_r.ret)), single_r.ret, rtol=1e-5)
+  np.testing.assert_allclose(np.concatenate(list(sharded_r.returns.ret)), single_r.returns.ret,
+                             rtol=1e-5)
   print("reward statistics: sharded == single device")
 
 

@@ -126,7 +126,7 @@ def test_bonus_drops_on_trained_observations_and_stays_high_on_novel_ones():
   # Seen and novel observations side by side in one batch, so that both are
   # divided by the same running return std.
   mixed = make_batch(np.concatenate([seen, novel], axis=1))
-  mixed_state = trained._replace(ret=jnp.zeros((2 * N,)))
+  mixed_state = trained._replace(returns=trained.returns._replace(ret=jnp.zeros((2 * N,))))
   r = jax.jit(module.reward)(mixed_state, mixed)
   assert bool(jnp.all(jnp.isfinite(r)))
   r_seen, r_novel = r[:, :N], r[:, N:]
@@ -200,8 +200,8 @@ def test_return_std_normaliser_matches_numpy_reference_over_two_batches(gamma):
     r = module.reward(state, make_batch(b))
     np.testing.assert_allclose(r, expected, rtol=1e-4, atol=1e-6)
     state, metrics = module.update(state, make_batch(b), jax.random.PRNGKey(1))
-    np.testing.assert_allclose(state.ret, rff.rewems, rtol=1e-4)
-    np.testing.assert_allclose(state.return_moments.var, ret_rms.var, rtol=1e-4)
+    np.testing.assert_allclose(state.returns.ret, rff.rewems, rtol=1e-4)
+    np.testing.assert_allclose(state.returns.moments.var, ret_rms.var, rtol=1e-4)
     np.testing.assert_allclose(metrics["intrinsic_return_std"], np.sqrt(ret_rms.var), rtol=1e-4)
     np.testing.assert_allclose(metrics["intrinsic_mean"], expected.mean(), rtol=1e-4)
     np.testing.assert_allclose(metrics["intrinsic_raw_mean"], e.mean(), rtol=1e-4)
@@ -213,7 +213,7 @@ def test_return_std_normaliser_matches_numpy_reference_over_two_batches(gamma):
   np.testing.assert_allclose(
       plain.reward(s, make_batch(b2)),
       numpy_bonus(_rms_of(example, b1), b2, 1), rtol=1e-4, atol=1e-6)
-  assert float(s.return_moments.count) > 1.0
+  assert float(s.returns.moments.count) > 1.0
 
 
 def _rms_of(*batches):
@@ -233,7 +233,7 @@ def test_shapes_and_finiteness_for_image_like_observations(obs_shape, dtype):
   state = module.init(jax.random.PRNGKey(0), make_batch(obs))
   assert isinstance(state, RNDState)
   assert state.obs_moments.mean.shape == obs_shape
-  assert state.ret.shape == (N,)
+  assert state.returns.ret.shape == (N,)
   r = module.reward(state, make_batch(obs))
   assert r.shape == (T, N)
   assert r.dtype == jnp.float32
@@ -252,7 +252,7 @@ def test_flat_batches():
   state = module.init(jax.random.PRNGKey(0), make_batch(obs, batch_ndim=1))
   assert module.reward(state, make_batch(obs, 1)).shape == (16,)
   state, metrics = module.update(state, make_batch(obs, 1), jax.random.PRNGKey(1))
-  assert state.ret.shape == ()
+  assert state.returns.ret.shape == ()
   assert bool(jnp.isfinite(metrics["rnd_loss"]))
 
 

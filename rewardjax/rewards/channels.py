@@ -240,8 +240,7 @@ def combined_reward(r: jax.Array, coefs: Sequence[float]) -> jax.Array:
 
 class ReturnNormState(NamedTuple):
   channels: Any                   # the wrapped channels' state
-  ret: jax.Array                  # [N, C] running discounted return per env and channel
-  moments: Any                    # stats.RunningMoments of shape [C]
+  returns: stats.ReturnStd        # G per env and channel [N, C], moments per channel [C]
 
 
 def normalize_rewards(channels: Channels) -> Channels:
@@ -249,11 +248,10 @@ def normalize_rewards(channels: Channels) -> Channels:
 
   The reward normalisation of PPO implementations (baselines' ``VecNormalize``,
   PureJaxRL's ``NormalizeVecReward``): per environment and channel
-  ``G_t = γ_c·G_{t−1}·(1 − done_{t−1}) + r_t`` (``stats.discounted_return_filter``;
-  non-episodic channels never reset), and ``r_t / std(G)`` is returned, with the
-  statistics of the batches seen before (as ``normalize_by_return_std``). The
-  mean is not subtracted, so signs are kept. ``channels`` must be resolved
-  (every γ set).
+  ``G_t = γ_c·G_{t−1}·(1 − done_{t−1}) + r_t`` (non-episodic channels never
+  reset), and ``r_t / std(G)`` is returned, the batch's own returns included
+  (``stats.ReturnStd``, as ``normalize_by_return_std``). The mean is not
+  subtracted, so signs are kept. ``channels`` must be resolved (every γ set).
   """
   if any(g is None for g in channels.gammas):
     raise ValueError("normalize_rewards: resolve the channels' gammas first")
@@ -261,21 +259,22 @@ def normalize_rewards(channels: Channels) -> Channels:
   episodic = jnp.asarray(channels.episodic)
   c = channels.num_channels
 
+  def returns_update(returns, r, batch):
+    done = jnp.logical_or(batch.terminated, batch.truncated)[..., None] & episodic
+    return stats.return_std_update(returns, r, gammas, done)
+
   def init_fn(key, example: Transition):
-    inner = channels.init(key, example)
-    ret = jnp.zeros(example.reward.shape[1:] + (c,), jnp.float32)
-    return ReturnNormState(inner, ret, stats.moments_init((c,)))
+    return ReturnNormState(channels.init(key, example),
+                           stats.return_std_init(example.reward.shape[1:] + (c,), (c,)))
 
   def reward_fn(state, batch):
-    return channels.reward(state.channels, batch) / stats.moments_std(state.moments)
+    r = channels.reward(state.channels, batch)
+    return stats.scale_by_return_std(returns_update(state.returns, r, batch), r)
 
   def reward_and_update_fn(state, batch, key):
     r, inner, metrics = reward_and_update(channels, state.channels, batch, key)  # raw
-    done = jnp.logical_or(batch.terminated, batch.truncated)[..., None] & episodic
-    ret, rets = stats.discounted_return_filter(state.ret, r, gammas, done)
-    moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim - 1)))
-    return (r / stats.moments_std(state.moments), ReturnNormState(inner, ret, moments),
-            metrics)
+    returns = returns_update(state.returns, r, batch)
+    return stats.scale_by_return_std(returns, r), ReturnNormState(inner, returns), metrics
 
   def update_fn(state, batch, key):
     return reward_and_update_fn(state, batch, key)[1:]

@@ -32,10 +32,11 @@ What follows the reference code (openai/random-network-distillation):
   batch's bonus uses the statistics from before it (the reference's
   ``update_ob_stats_every_step=False`` path);
 * the bonus is divided by the running std of the discounted intrinsic return
-  (``RewardForwardFilter`` + ``RunningMeanStd``). As in the reference, a batch's
-  returns enter the statistics *before* that batch is normalised: ``reward``
-  computes the merged statistics on the fly (a pure read of the state) and
-  ``update`` stores the very same statistics;
+  (``RewardForwardFilter`` + ``RunningMeanStd``; here ``stats.ReturnStd``, the
+  library's one return-std normaliser). As in the reference, a batch's returns
+  enter the statistics *before* that batch is normalised: ``reward`` computes
+  the merged statistics on the fly (a pure read of the state) and ``update``
+  stores the very same statistics;
 * the predictor is trained on a proportion ``update_proportion`` of each batch:
   the reference keeps each sample with that probability; here each gradient
   step takes a random subset of exactly that size, consecutive slices of random
@@ -60,11 +61,8 @@ CPU budgets (all configurable):
   random 25 % of the batch. The paper uses ``1e-4`` but trains the predictor
   jointly with PPO for 4 epochs × 4 minibatches per rollout (512-wide networks,
   128 environments). How far the predictor moves per rollout decides whether
-  the bonus tracks novelty: on DeepSea-20 (32 envs × 128 steps, 500k steps,
-  4 seeds) one step of ``1e-3`` found the treasure in 0/4 seeds, 8 steps of
-  ``1e-3`` in 2/4, 16 steps of ``1e-3`` in 4/4 (after ~250k steps), 8 steps of
-  ``3e-3`` in 4/4 (after 106k–299k steps), 16 steps of ``1e-4`` in 0/4
-  (benchmarks/RESULTS.md).
+  the bonus tracks novelty; benchmarks/RESULTS.md (exploration, "why the RND
+  defaults") compares step sizes and step counts on DeepSea-20.
 
 Batches are time-major: ``[T, N]`` rollouts (the filter runs over ``T``,
 separately for each of the ``N`` environments, and its state carries over
@@ -96,16 +94,15 @@ class RNDState(NamedTuple):
     predictor_params: parameters of the trained predictor.
     opt_state: the predictor optimiser's state.
     obs_moments: running per-feature moments of the next observations.
-    return_moments: running moments of the discounted intrinsic returns ``G_t``.
-    ret: the forward filter's running return ``G`` per environment (shape
-      ``batch_shape[1:]``).
+    returns: the return-std normaliser (``stats.ReturnStd``): the forward
+      filter's running return ``G`` per environment (shape ``batch_shape[1:]``)
+      and the running moments of every ``G_t``.
   """
   target_params: PyTree
   predictor_params: PyTree
   opt_state: optax.OptState
   obs_moments: stats.RunningMoments
-  return_moments: stats.RunningMoments
-  ret: Array
+  returns: stats.ReturnStd
 
 
 class _MLP(nn.Module):
@@ -235,17 +232,11 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
     e = prediction_error(state.predictor_params, x, targets)
     return jnp.reshape(e, jnp.shape(batch.reward))
 
-  def return_statistics(state, e):
-    """Runs the forward filter over the batch and merges its returns' moments."""
-    ret, rets = stats.discounted_return_filter(state.ret, e, gamma)
-    moments = stats.moments_update(state.return_moments, rets, axes=tuple(range(rets.ndim)))
-    return ret, moments
-
-  def normalized(e, moments):
+  def normalized(e, returns):
     if not normalize_reward:
       return e
     # Divide only: subtracting a mean would turn familiar states into penalties.
-    return e / stats.moments_std(moments, eps)
+    return stats.scale_by_return_std(returns, e, eps)
 
   def init_fn(key: PRNGKey, example: Transition) -> RNDState:
     batch_shape = jnp.shape(example.reward)
@@ -262,17 +253,15 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
         predictor_params=predictor_params,
         opt_state=opt.init(predictor_params),
         obs_moments=obs_moments,
-        return_moments=stats.moments_init(),
-        ret=jnp.zeros(batch_shape[1:], jnp.float32))
+        returns=stats.return_std_init(batch_shape[1:]))
 
   def reward_fn(state: RNDState, batch: Transition) -> Array:
     e = raw_bonus(state, batch)
     if not normalize_reward:
       return e
-    # As in the reference, the batch's own returns count in the std it is
-    # divided by; ``update`` stores exactly these statistics.
-    _, moments = return_statistics(state, e)
-    return normalized(e, moments)
+    # The batch's own returns count in the std it is divided by
+    # (stats.ReturnStd); ``update`` stores exactly these statistics.
+    return normalized(e, stats.return_std_update(state.returns, e, gamma))
 
   def update_fn(state: RNDState, batch: Transition,
                 key: PRNGKey) -> tuple[RNDState, Metrics]:
@@ -280,8 +269,8 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
     # The filter sees the bonus that ``reward`` returned for this batch, i.e.
     # the one computed before the predictor and obs statistics change.
     e = raw_bonus(state, batch)
-    ret, return_moments = return_statistics(state, e)
-    intrinsic = normalized(e, return_moments)
+    returns = stats.return_std_update(state.returns, e, gamma)
+    intrinsic = normalized(e, returns)
 
     obs_moments = stats.moments_update(
         state.obs_moments, _as_float(batch.next_obs), axes=tuple(range(batch_ndim)))
@@ -326,14 +315,13 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
         predictor_params=params,
         opt_state=opt_state,
         obs_moments=obs_moments,
-        return_moments=return_moments,
-        ret=ret)
+        returns=returns)
     metrics = {
         "rnd_loss": jnp.mean(losses),
         "rnd_update_fraction": jnp.mean(fractions),
         "intrinsic_mean": jnp.mean(intrinsic),
         "intrinsic_raw_mean": jnp.mean(e),
-        "intrinsic_return_std": stats.moments_std(return_moments, eps),
+        "intrinsic_return_std": stats.moments_std(returns.moments, eps),
     }
     return new_state, metrics
 

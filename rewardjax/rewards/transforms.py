@@ -6,7 +6,10 @@ module's reward::
     module = transform(rnd(), clip(-1.0, 1.0), normalize_by_return_std(gamma=0.99))
 
 ``reward`` runs the module, then each transform in order; ``update`` updates the
-module and each transform's statistics with the rewards it saw in ``reward``.
+module and each transform's statistics. A stateful transform's statistics
+include the batch it transforms: each transform first updates its state with
+its input reward, then applies itself with the updated state (the ordering of
+``stats.ReturnStd``). ``reward`` computes the same without keeping the state.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from rewardjax.types import (Array, Metrics, PyTree, RewardModule, Transition,
 
 
 class RewardTransform(NamedTuple):
-  """``init(example_reward, batch) -> state``; ``apply(state, r, batch) -> r``;
-  ``update(state, r, batch) -> (state, metrics)`` where ``r`` is the transform's
-  input reward for ``batch``."""
+  """``init(example_reward, batch) -> state``; ``update(state, r, batch) -> (state,
+  metrics)`` and then ``apply(state, r, batch) -> r`` with the updated state, where
+  ``r`` is the transform's input reward for ``batch``."""
   init: Callable[[Array, Transition], PyTree]
   apply: Callable[[PyTree, Array, Transition], Array]
   update: Callable[[PyTree, Array, Transition], tuple[PyTree, Metrics]]
@@ -64,36 +67,31 @@ def symlog() -> RewardTransform:
   return _stateless_transform(lambda r: jnp.sign(r) * jnp.log1p(jnp.abs(r)))
 
 
-class ReturnStdState(NamedTuple):
-  moments: stats.RunningMoments   # moments of the discounted returns G_t
-  ret: Array                      # running discounted return per environment
-
-
 def normalize_by_return_std(gamma: float = 0.99, episodic: bool = False,
                             eps: float = 1e-8) -> RewardTransform:
   """Divides rewards by the running std of their discounted return (Burda et al. 2018).
 
   ``G_t = γ·G_{t-1} + r_t`` runs per environment over time-major batches
   ``[T, N]`` (the state keeps ``G`` across batches), and ``r_t / std(G)`` is
-  returned; the mean is not subtracted, so the sign of rewards is kept. With
-  ``episodic=True`` the running return restarts after terminated/truncated steps.
+  returned, the batch's own returns included (``stats.ReturnStd``); the mean is
+  not subtracted, so the sign of rewards is kept. With ``episodic=True`` the
+  running return restarts after terminated/truncated steps.
   """
   if not 0.0 < gamma <= 1.0:
     raise ValueError(f"normalize_by_return_std: gamma must be in (0, 1], got {gamma}")
 
   def init_fn(r, batch):
     del batch
-    return ReturnStdState(stats.moments_init(), jnp.zeros(jnp.shape(r)[1:], jnp.float32))
+    return stats.return_std_init(jnp.shape(r)[1:])
 
   def apply_fn(state, r, batch):
     del batch
-    return r / stats.moments_std(state.moments, eps)
+    return stats.scale_by_return_std(state, r, eps)
 
   def update_fn(state, r, batch):
     reset = jnp.logical_or(batch.terminated, batch.truncated) if episodic else None
-    ret, rets = stats.discounted_return_filter(state.ret, r, gamma, reset)
-    moments = stats.moments_update(state.moments, rets, axes=tuple(range(rets.ndim)))
-    return ReturnStdState(moments, ret), {"return_std": stats.moments_std(moments, eps)}
+    state = stats.return_std_update(state, r, gamma, reset)
+    return state, {"return_std": stats.moments_std(state.moments, eps)}
 
   return RewardTransform(init_fn, apply_fn, update_fn)
 
@@ -137,24 +135,24 @@ def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModul
       r = t.apply(ts, r, example)
     return TransformedState(ms, tuple(states))
 
-  def reward_fn(state, batch):
-    r = module.reward(state.module, batch)
-    for t, ts in zip(transforms, state.transforms):
+  def apply_transforms(transform_states, r, batch):
+    """Each transform updates its state with its input, then applies itself."""
+    states, metrics = [], {}
+    for i, (t, ts) in enumerate(zip(transforms, transform_states)):
+      ts, m = t.update(ts, r, batch)
       r = t.apply(ts, r, batch)
-    return r
+      states.append(ts)
+      metrics.update({f"transform{i}/{k}": v for k, v in m.items()})
+    return r, tuple(states), metrics
+
+  def reward_fn(state, batch):
+    return apply_transforms(state.transforms, module.reward(state.module, batch), batch)[0]
 
   def reward_and_update_fn(state, batch, key):
     # The module's own fused path where it has one (count tables).
     r, ms, metrics = reward_and_update(module, state.module, batch, key)
-    metrics = dict(metrics)
-    states = []
-    for i, (t, ts) in enumerate(zip(transforms, state.transforms)):
-      out = t.apply(ts, r, batch)         # with the statistics before this batch
-      ts, m = t.update(ts, r, batch)
-      states.append(ts)
-      metrics.update({f"transform{i}/{k}": v for k, v in m.items()})
-      r = out
-    return r, TransformedState(ms, tuple(states)), metrics
+    r, states, transform_metrics = apply_transforms(state.transforms, r, batch)
+    return r, TransformedState(ms, states), dict(metrics, **transform_metrics)
 
   def update_fn(state, batch, key):
     return reward_and_update_fn(state, batch, key)[1:]
