@@ -1,7 +1,8 @@
 """Reward specs: one string on the command line -> ``combine(...)`` of channels.
 
     parse_rewards("extrinsic+rnd@coef=0.5", env_id="MountainCar-v0", env=env,
-                  env_params=params, gamma=0.99)
+                  env_params=params, gamma=0.99)    # every γ set
+    build_rewards(...).channels                     # unset γs left to the agent
 
 Grammar::
 
@@ -26,6 +27,13 @@ options ``coef``, ``gamma``, ``episodic`` and ``name`` are taken by
 numbers, ``true``/``false``, bracketed tuples such as ``(64,64)``, or bare
 strings, and are checked against the type of the factory's default.
 
+A channel's γ is its term's ``gamma``, else its kind's default (0.99 for the
+exploration bonuses), else the agent's: ``build_rewards`` leaves that last
+case unset for the agent to resolve from its (possibly swept) ``gamma``, except
+where the module needs γ when built (``Kind.takes_gamma``: potential shaping)
+or the channel is normalised by its return std; those get the agent's
+configured γ and are listed in ``Rewards.fixed_agent_gamma``.
+
 An ``arg`` ending in ``.py`` is a progress-function file, loaded with
 ``rewardjax.progress.load_file`` and checked on a real observation of the
 environment; any other ``arg`` names a function registered in
@@ -44,11 +52,11 @@ import inspect
 import math
 import os
 import re
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 
-from rewardjax.rewards.channels import Channels, channel, combine
+from rewardjax.rewards.channels import Channel, Channels, channel, combine
 from rewardjax.rewards.transforms import normalize_by_return_std
 from rewardjax.types import RewardModule
 
@@ -78,7 +86,10 @@ class Kind:
 
   Attributes:
     build: ``(ctx, arg, options, gamma) -> RewardModule``; ``options`` are the
-      validated factory options, ``gamma`` the channel's resolved discount.
+      validated factory options, ``gamma`` the channel's discount when it is
+      fixed (by the term, the kind's default, or the agent's configured γ for a
+      module that needs one when built), ``None`` when the channel follows the
+      agent's γ.
     options: ``() -> {name: Option}``: the factory options a user may set.
       Called lazily so that optional modules are imported only when used.
     arg: ``"none"``, ``"optional"`` or ``"required"``.
@@ -86,8 +97,11 @@ class Kind:
     normalize: divide the channel's reward by the running std of its discounted
       return (``intrinsic_channel``'s default for bonuses: makes β irrelevant).
     help: one line for ``--help`` and error messages.
+    takes_gamma: the module needs the channel's γ when it is built (potential
+      shaping's F = γΦ(s') − Φ(s), RND's return filter), so ``build`` always
+      gets a number.
   """
-  build: Callable[[Context, str | None, dict, float], RewardModule]
+  build: Callable[[Context, str | None, dict, float | None], RewardModule]
   options: Callable[[], dict[str, "Option"]]
   arg: str = "none"
   coef: float = 1.0
@@ -95,6 +109,7 @@ class Kind:
   episodic: bool = True
   normalize: bool = False
   help: str = ""
+  takes_gamma: bool = False
 
 
 # --------------------------------------------------------------------------- values
@@ -115,11 +130,11 @@ def parse_value(text: str) -> Any:
     inner = text[1:-1].strip()
     if not inner:
       return ()
-    return tuple(parse_value(t) for t in _split_top_level(inner, ","))
+    return tuple(parse_value(t) for t in split_top_level(inner, ","))
   return text
 
 
-def _split_top_level(text: str, sep: str) -> list[str]:
+def split_top_level(text: str, sep: str) -> list[str]:
   """Splits on ``sep`` outside brackets, so ``hidden=(64,64),coef=1`` has two parts."""
   parts, depth, start = [], 0, 0
   for i, ch in enumerate(text):
@@ -205,10 +220,6 @@ def _factory_options(factory: Callable, skip: tuple[str, ...] = ()) -> dict[str,
   return out
 
 
-def _accepts(factory: Callable, name: str) -> bool:
-  return name in inspect.signature(factory).parameters
-
-
 def _import(kind: str, module: str, attr: str):
   """Imports an optional reward module lazily, with an error that names the kind."""
   try:
@@ -260,39 +271,37 @@ def _unprefixed(options: dict) -> dict:
           for k, v in options.items()}
 
 
-def _module_kind(module: str, attr: str, kind: str):
-  """Builder and option lister for a factory called as ``factory(**options)``."""
+def _module_kind(module: str, attr: str, kind: str, takes_gamma: bool, **fields) -> Kind:
+  """A kind whose module is ``factory(**options)`` (plus ``gamma=`` if ``takes_gamma``)."""
+  skip = ("gamma",) if takes_gamma else ()
+
   def options():
-    return _factory_options(_import(kind, module, attr), skip=("gamma",))
+    return _factory_options(_import(kind, module, attr), skip=skip)
 
   def build(ctx, arg, opts, gamma):
     del ctx, arg
-    factory = _import(kind, module, attr)
     opts = _unprefixed(opts)
-    if _accepts(factory, "gamma"):
-      opts = {**opts, "gamma": gamma}   # e.g. RND's return filter runs at the channel's γ
-    return factory(**opts)
+    if takes_gamma:
+      opts["gamma"] = gamma   # e.g. RND's return filter runs at the channel's γ
+    return _import(kind, module, attr)(**opts)
 
-  return build, options
+  return Kind(build, options, takes_gamma=takes_gamma, **fields)
 
 
 def _progress_counts_options():
   factory = _import("progress_counts", "rewardjax.rewards.progress_counts", "progress_counts")
-  first = next(iter(inspect.signature(factory).parameters))
-  return _factory_options(factory, skip=(first, "gamma"))
+  return _factory_options(factory, skip=("progress_fn",))
 
 
 def _build_progress_counts(ctx, arg, options, gamma):
+  del gamma
   factory = _import("progress_counts", "rewardjax.rewards.progress_counts", "progress_counts")
   fn, spec = progress_function(ctx, arg, "progress_counts")
   options = _unprefixed(options)
   # A registered function knows its components' ranges; use them for binning.
   if spec is not None:
-    for name in ("low", "high"):
-      if _accepts(factory, name) and name not in options:
-        options[name] = getattr(spec, name)
-  if _accepts(factory, "gamma"):
-    options["gamma"] = gamma
+    options.setdefault("low", spec.low)
+    options.setdefault("high", spec.high)
   return factory(fn, **options)
 
 
@@ -315,20 +324,19 @@ def _build_attention(ctx, arg, options, gamma):
   return factory(**options)
 
 
-_rnd_build, _rnd_options = _module_kind("rewardjax.rewards.rnd", "rnd", "rnd")
-_counts_build, _counts_options = _module_kind("rewardjax.rewards.counts", "count_bonus", "counts")
-
 KINDS: dict[str, Kind] = {
     "extrinsic": Kind(_build_extrinsic, dict, help="the environment's reward"),
     "potential": Kind(
-        _build_potential, lambda: {"scale": Option(1.0)}, arg="optional",
+        _build_potential, lambda: {"scale": Option(1.0)}, arg="optional", takes_gamma=True,
         help="potential-based shaping with Φ = scale·mean(progress); "
              "potential[:<name>|<file.py>]"),
-    "rnd": Kind(_rnd_build, _rnd_options, gamma=0.99, episodic=False,
-                help="random network distillation bonus (non-episodic)"),
-    "counts": Kind(_counts_build, _counts_options, gamma=0.99, episodic=False,
-                   normalize=True,
-                   help="count bonus β/√N(s) (non-episodic, normalised by its return std)"),
+    "rnd": _module_kind(
+        "rewardjax.rewards.rnd", "rnd", "rnd", takes_gamma=True, gamma=0.99, episodic=False,
+        help="random network distillation bonus (non-episodic)"),
+    "counts": _module_kind(
+        "rewardjax.rewards.counts", "count_bonus", "counts", takes_gamma=False, gamma=0.99,
+        episodic=False, normalize=True,
+        help="count bonus β/√N(s) (non-episodic, normalised by its return std)"),
     "progress_counts": Kind(
         _build_progress_counts, _progress_counts_options, arg="optional", gamma=0.99,
         episodic=False, normalize=True,
@@ -387,7 +395,7 @@ def parse_terms(spec: str) -> list[Term]:
       raise ValueError(f"rewards term {text!r}: nothing after ':'")
     options = {}
     if at:
-      for item in _split_top_level(opts_text, ","):
+      for item in split_top_level(opts_text, ","):
         name, eq, value = item.partition("=")
         name = name.strip()
         if not eq or not name or not value.strip():
@@ -399,71 +407,123 @@ def parse_terms(spec: str) -> list[Term]:
   return terms
 
 
-def _channel_settings(term: Term, kind: Kind, agent_gamma: float) -> dict:
+def _channel_settings(term: Term, kind: Kind, agent_gamma: float) -> tuple[dict, bool]:
+  """The term's ``channel(...)`` settings, and whether its γ is the agent's, fixed when built.
+
+  A ``gamma`` option, else the kind's default, fixes the channel's γ. Without
+  either the channel follows the agent's γ (``None``: the agent resolves it from
+  its ``gamma`` hyperparameter, swept or not), unless the module
+  (``Kind.takes_gamma``) or return-std normalisation needs γ when built: then the
+  agent's configured γ is fixed into the channel.
+  """
   opts = term.options
   coef = coerce("coef", opts.get("coef", kind.coef), Option(1.0))
-  gamma = opts.get("gamma", agent_gamma if kind.gamma is None else kind.gamma)
-  gamma = coerce("gamma", gamma, Option(1.0))
-  if not 0.0 < gamma <= 1.0:
-    raise ValueError(f"option gamma: must be in (0, 1], got {gamma}")
+  gamma = opts.get("gamma", kind.gamma)
+  if gamma is not None:
+    gamma = coerce("gamma", gamma, Option(1.0))
+    if not 0.0 < gamma <= 1.0:
+      raise ValueError(f"option gamma: must be in (0, 1], got {gamma}")
   episodic = coerce("episodic", opts.get("episodic", kind.episodic), Option(True))
   normalize = coerce("normalize", opts.get("normalize", kind.normalize), Option(True))
-  return {"coef": coef, "gamma": gamma, "episodic": episodic, "normalize": normalize}
+  fixed_from_agent = gamma is None and (kind.takes_gamma or normalize)
+  if fixed_from_agent:
+    gamma = agent_gamma
+  return ({"coef": coef, "gamma": gamma, "episodic": episodic, "normalize": normalize},
+          fixed_from_agent)
 
 
-def parse_rewards(spec: str, *, env_id: str, env, env_params, gamma: float) -> Channels:
-  """Builds the ``Channels`` that ``spec`` describes.
+def _factory_settings(term: Term, kind: Kind) -> dict:
+  """The term's options that go to the kind's factory, checked and coerced."""
+  if kind.arg == "none" and term.arg is not None:
+    raise ValueError(f"{term.kind} takes no ':' argument")
+  if kind.arg == "required" and term.arg is None:
+    raise ValueError(f"{term.kind} needs an argument: {term.kind}:<...>")
+  factory_defaults = kind.options()
+  factory_opts = {}
+  for name, value in term.options.items():
+    if name in CHANNEL_OPTIONS:
+      continue
+    if name not in factory_defaults:
+      raise _unknown("option", name, (*CHANNEL_OPTIONS, *factory_defaults))
+    factory_opts[name] = coerce(name, value, factory_defaults[name])
+  return factory_opts
+
+
+def _build_channel(term: Term, ctx: Context) -> tuple[Channel, bool]:
+  """One term's channel, and whether it fixed the agent's configured γ (``_channel_settings``)."""
+  kind = KINDS[term.kind]
+  factory_opts = _factory_settings(term, kind)
+  settings, fixed_from_agent = _channel_settings(term, kind, ctx.gamma)
+  module = kind.build(ctx, term.arg, factory_opts, settings["gamma"])
+  normalize = settings.pop("normalize")
+  transforms = (normalize_by_return_std(settings["gamma"], episodic=settings["episodic"]),
+                ) if normalize else ()
+  return channel(module, transforms=transforms, **settings), fixed_from_agent
+
+
+def _channel_name(term: Term, taken, counts: dict[str, int]) -> str:
+  """``name=`` if given, else the kind with ``_2``, ``_3``, ... for repeats (skipping names taken)."""
+  name = term.options.get("name")
+  if name is not None:
+    if not isinstance(name, str) or not name.isidentifier():
+      raise ValueError(f"rewards term {term.text!r}: name must be an identifier, got {name!r}")
+    if name in taken:
+      raise ValueError(f"rewards term {term.text!r}: channel name {name!r} is already used")
+    return name
+  counts[term.kind] = counts.get(term.kind, 0) + 1
+  name = term.kind if counts[term.kind] == 1 else f"{term.kind}_{counts[term.kind]}"
+  while name in taken:
+    counts[term.kind] += 1
+    name = f"{term.kind}_{counts[term.kind]}"
+  return name
+
+
+class Rewards(NamedTuple):
+  """What ``build_rewards`` makes of a spec."""
+  channels: Channels               # γ ``None`` where a channel follows the agent's γ
+  fixed_agent_gamma: tuple[str, ...]   # channels built with the agent's configured γ
+
+
+def build_rewards(spec: str, *, env_id: str, env, env_params, gamma: float) -> Rewards:
+  """Builds the channels that ``spec`` describes, leaving the agent's γ to the agent.
+
+  A channel whose γ is set neither by its term nor by its kind keeps ``gamma=None``,
+  so the agent discounts it with its ``gamma`` hyperparameter — a traced sweep
+  over ``gamma`` reaches it. A module that needs γ when built (potential shaping,
+  return-std normalisation) is built with ``gamma`` instead; such channels are
+  named in ``fixed_agent_gamma``, since a γ sweep cannot reach them.
 
   Args:
     spec: e.g. ``"extrinsic+potential:mountaincar@scale=10"`` (see the module doc).
     env_id, env, env_params: the environment; used to pick its registered
       progress function and to check progress files on a real observation.
-    gamma: the agent's discount: the default γ of episodic channels.
+    gamma: the agent's configured discount.
 
   Raises:
     ValueError: on an unknown kind or option, a bad value, or a factory that
       refuses its options; the message names the offending term.
   """
   ctx = Context(env_id, env, env_params, float(gamma))
-  channels, counts = {}, {}
+  channels, fixed, counts = {}, [], {}
   for term in parse_terms(spec):
     if term.kind not in KINDS:
       raise _unknown("rewards kind", term.kind, KINDS)
-    kind = KINDS[term.kind]
     try:
-      if kind.arg == "none" and term.arg is not None:
-        raise ValueError(f"{term.kind} takes no ':' argument")
-      if kind.arg == "required" and term.arg is None:
-        raise ValueError(f"{term.kind} needs an argument: {term.kind}:<...>")
-      factory_defaults = kind.options()
-      factory_opts = {}
-      for name, value in term.options.items():
-        if name in CHANNEL_OPTIONS:
-          continue
-        if name not in factory_defaults:
-          raise _unknown("option", name, (*CHANNEL_OPTIONS, *factory_defaults))
-        factory_opts[name] = coerce(name, value, factory_defaults[name])
-      settings = _channel_settings(term, kind, ctx.gamma)
-      module = kind.build(ctx, term.arg, factory_opts, settings["gamma"])
-      normalize = settings.pop("normalize")
-      transforms = (normalize_by_return_std(settings["gamma"], episodic=settings["episodic"]),
-                    ) if normalize else ()
-      ch = channel(module, transforms=transforms, **settings)
+      ch, fixed_from_agent = _build_channel(term, ctx)
     except (ValueError, TypeError) as e:
       raise ValueError(f"rewards term {term.text!r}: {e}") from e
-
-    name = term.options.get("name")
-    if name is not None:
-      if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"rewards term {term.text!r}: name must be an identifier, got {name!r}")
-      if name in channels:
-        raise ValueError(f"rewards term {term.text!r}: channel name {name!r} is already used")
-    else:
-      # The kind, with _2, _3, ... for repeats, skipping names taken explicitly.
-      counts[term.kind] = counts.get(term.kind, 0) + 1
-      name = term.kind if counts[term.kind] == 1 else f"{term.kind}_{counts[term.kind]}"
-      while name in channels:
-        counts[term.kind] += 1
-        name = f"{term.kind}_{counts[term.kind]}"
+    name = _channel_name(term, channels, counts)
     channels[name] = ch
-  return combine(**channels)
+    if fixed_from_agent:
+      fixed.append(name)
+  return Rewards(combine(**channels), tuple(fixed))
+
+
+def parse_rewards(spec: str, *, env_id: str, env, env_params, gamma: float) -> Channels:
+  """The ``Channels`` that ``spec`` describes, every γ set (``gamma`` where unset).
+
+  For a run at the fixed discount ``gamma``; ``build_rewards`` leaves unset
+  discounts to the agent (for γ sweeps). Arguments and errors as ``build_rewards``.
+  """
+  return build_rewards(spec, env_id=env_id, env=env, env_params=env_params,
+                       gamma=gamma).channels.resolve(float(gamma))

@@ -12,6 +12,7 @@ import rewardjax.envs
 from rewardjax import cli, spec
 from rewardjax.envs import rollouts
 from rewardjax.agents.ppo import TrainOutput
+from rewardjax.agents.registry import AgentSpec
 from rewardjax.rewards.attention import Episodes, attention_redistribution, predict_returns
 from rewardjax.types import Transition
 
@@ -373,7 +374,7 @@ def test_cli_delay_rewards_wraps_the_env(monkeypatch, tmp_path):
                                 "num_episodes": u, "nonfinite": u < 0})
     return train
 
-  monkeypatch.setitem(cli.AGENTS, "fake", (_Config, make_train))
+  monkeypatch.setitem(cli.AGENTS, "fake", AgentSpec("fake", _Config, make_train))
   rc = cli.main(["train", "--agent", "fake", "--delay-rewards", "--rewards", "attention",
                  "--seeds", "1", "--total-timesteps", "256", "--no-progress",
                  "--out", str(tmp_path / "o")])

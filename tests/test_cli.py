@@ -2,7 +2,7 @@
 
 One real PPO run (a few updates, two seeds) is shared by the output tests; it
 is the only long compile here. Error paths either fail before compiling or use
-a tiny fake agent registered in ``cli.AGENTS``.
+a tiny fake agent registered in ``cli.AGENTS`` (the agent registry).
 """
 
 import csv
@@ -20,6 +20,7 @@ import rewardjax  # pylint: disable=unused-import  (sets XLA flags before JAX st
 from rewardjax import cli
 from rewardjax import plots
 from rewardjax.agents import trainer
+from rewardjax.agents.registry import AgentSpec
 from rewardjax.agents.ppo import TrainOutput
 
 SEEDS, UPDATES = 2, 4
@@ -180,7 +181,8 @@ def fake_make_train(config, env, env_params, rewards=None, callback=None):
 
 @pytest.fixture
 def fake_agent(monkeypatch):
-  monkeypatch.setitem(cli.AGENTS, "fake", (FakeConfig, fake_make_train))
+  monkeypatch.setitem(cli.AGENTS, "fake",
+                      AgentSpec("fake", FakeConfig, fake_make_train, reports_progress=True))
 
 
 def test_nonfinite_metrics_are_reported_with_the_first_update(fake_agent, tmp_path, capsys):
