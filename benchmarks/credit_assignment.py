@@ -15,8 +15,8 @@ return is paid at its last step):
 
   - ``umbrella-hidden`` (the default): ``has_umbrella`` is masked out of the
     observations (``rjx.envs.MaskObservation(env, [1])``), so the first action
-    leaves no trace: the task the issue describes, where only a model of the
-    whole episode can tell which step decided the return.
+    leaves no trace: the task attention credit is for, where only a model of
+    the whole episode can tell which step decided the return.
   - ``umbrella``: gymnax's observations, where ``has_umbrella`` copies the first
     action into every later observation; the critic can then carry the outcome
     back by bootstrapping, which uniform credit exploits.
@@ -26,8 +26,8 @@ return is paid at its last step):
 
 Arms: ``raw`` (the delayed reward; on UmbrellaChain the best of a sweep over
 γ ∈ {0.99, 0.999, 1.0}, λ ∈ {0.95, 1.0} plus the redistribution arms' λ, and
-reward normalisation on/off, picked by final correct-choice share; the best of
-the issue's grid without the extra λ is marked too), ``uniform`` (R/T per step),
+reward normalisation on/off, picked by final correct-choice share; the best
+without the extra λ is marked "best of issue grid" too), ``uniform`` (R/T per step),
 ``attention`` (``attention_redistribution``, β = 1: the return R spread by the
 model's attention), ``attention_pred`` (the model's prediction R̂ spread by
 its attention, the residual R − R̂ spread uniformly) and ``attention_diff``
@@ -39,7 +39,7 @@ the raw sweep's λ) are vmapped; each arm is one compiled program.
 UmbrellaChain PPO: 32 envs × 3·L steps, 4 epochs × 4 minibatches, constant lr
 1e-3, ent_coef 0.01, λ = 0.5 for the redistribution arms; the return model is
 trained on every step's prefix (``train_every_step``) with 8 Adam steps of 128
-episodes per update (benchmarks/RESULTS.md, session 5, for why). CartPole keeps
+episodes per update (benchmarks/RESULTS.md, credit assignment, for why). CartPole keeps
 PureJaxRL's settings.
 
     python benchmarks/credit_assignment.py --tasks umbrella-hidden --seeds 8   # 432k steps
@@ -155,7 +155,7 @@ def umbrella(args, out_dir, hidden):
   probe = lambda m: with_probe(m, umbrella_probe)
   attn_kw = dict(max_len=length, num_actions=2, **UMBRELLA_MODEL)
 
-  # Each program vmaps seeds × λ. The raw sweep is the issue's grid (γ × λ ∈
+  # Each program vmaps seeds × λ. The raw sweep is the standard grid (γ × λ ∈
   # {0.95, 1.0} × reward normalisation) plus the redistribution arms' own λ, so
   # the raw baseline is never denied the setting the other arms use.
   lam_r = args.redist_lambda

@@ -1,9 +1,9 @@
 """Delayed UmbrellaChain-30 with ``has_umbrella`` hidden: the first action leaves no trace.
 
-An ad-hoc experiment behind benchmarks/RESULTS.md (credit assignment section):
-gymnax copies the first action into every later observation (``has_umbrella``),
-so a return model need not attend to step 0; this zeroes that entry. (The
-session-4 runs; ``credit_assignment.py --tasks umbrella-hidden`` is the benchmark.)
+An ad-hoc experiment script: gymnax copies the first action into every later
+observation (``has_umbrella``), so a return model need not attend to step 0;
+this zeroes that entry and trains PPO on one arm with the module's own model
+settings. ``credit_assignment.py --tasks umbrella-hidden`` is the benchmark.
 
     python benchmarks/credit_hidden_umbrella.py ARM STEPS LRS LAMBDAS ENVS ANNEAL
     python benchmarks/credit_hidden_umbrella.py attention 144000 1e-3 0.5 8 0

@@ -107,7 +107,7 @@ def main(argv=None):
   if args.mountaincar_steps:
     tasks.append(("MountainCar-v0", {}, args.mountaincar_steps))
   # MountainCar's velocity is ~100x smaller than its position: without observation
-  # normalisation PPO ignores it and no arm learns (0/8 everywhere at 1M steps).
+  # normalisation PPO ignores it and no arm learns (benchmarks/RESULTS.md).
   task_config = {"MountainCar-v0": {"normalize_observations": True}}
   os.makedirs(args.out, exist_ok=True)
 

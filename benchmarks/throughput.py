@@ -16,10 +16,10 @@ Rows (each at every ``--num-envs``):
 * ``ppo+shaping``      plus potential shaping of CartPole's progress function as
                        a second channel (a second value head, its own GAE);
 * ``ppo+shaping(sum)`` shaping added to the extrinsic reward in one channel;
-* ``ppo+rnd``          plus RND as a second, non-episodic channel (if
-                       ``rewardjax.rewards.rnd`` imports);
-* ``ppo+counts``       plus ``count_bonus()`` as a second channel (if
-                       ``rewardjax.rewards.counts`` imports);
+* ``ppo+rnd``          plus RND as a second, non-episodic channel;
+* ``ppo+counts``       plus ``count_bonus()`` as a second channel;
+* ``ppo+progress_counts`` plus ``progress_counts("cartpole")`` as a second
+                       channel;
 * ``ppo @brax/<name>`` (and ``ppo+rnd``, ``ppo+counts``) with ``--brax-envs``:
                        Gaussian-policy PPO on a brax environment (default CPU
                        backend, ``rewardjax.envs.brax_adapter``); "vs plain ppo"

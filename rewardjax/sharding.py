@@ -14,7 +14,7 @@ Reward modules keep their ``update(state, batch, key)`` signature. The hook is
 the *current data axis*: while an agent traces its per-device function it
 enters ``data_axis(name)``, and the few reductions above call ``psum`` /
 ``pmean`` here, which reduce over that axis, or do nothing when none is set
-(the single-device path traces exactly as before). A module of your own that
+(so the single-device program contains no collective). A module of your own that
 learns from batch statistics reduces them with these functions.
 
 Multi-host: start one process per host, call ``jax.distributed.initialize()``

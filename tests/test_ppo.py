@@ -112,7 +112,7 @@ def test_callback_reports_progress():
 
 
 def test_import_sets_xla_flag_and_vmapped_seeds_finish():
-  """Regression: jaxlib 0.10.2 deadlocked here without the scheduler flag."""
+  """Regression: jaxlib 0.10.2 deadlocks here without the scheduler flag."""
   code = textwrap.dedent("""
       import os
       import jax
