@@ -76,9 +76,9 @@ class DQNConfig(trainer.RolloutSizes):
   anneal_lr: bool = True
   max_grad_norm: float = 10.0
   gamma: float = 0.99             # default γ for channels that do not set one
-  # 3-step targets with an MSE loss: the combination that made plain DQN solve
-  # CartPole on every seed tried here (1-step / Huber left seeds stuck at
-  # 160–470); see benchmarks/RESULTS.md.
+  # 3-step targets with an MSE loss: with 1-step targets or a Huber loss (its
+  # gradient clipped while Q is still being fitted) plain DQN leaves more
+  # CartPole seeds below 475; see benchmarks/RESULTS.md (Q-learning).
   n_step: int = 3
   double_dqn: bool = False
   loss: str = "mse"               # "huber" or "mse"
@@ -89,8 +89,8 @@ class DQNConfig(trainer.RolloutSizes):
   exploration_fraction: float = 0.2     # ε decays linearly over this share of training
   hidden_sizes: tuple[int, ...] = (128, 128)
   activation: str = "relu"
-  # LayerNorm after each hidden layer (with lr annealing) made CartPole runs far
-  # more stable here; see benchmarks/RESULTS.md.
+  # LayerNorm after each hidden layer (with lr annealing) keeps CartPole runs
+  # stable; see benchmarks/RESULTS.md (Q-learning).
   layer_norm: bool = True
   # One mapping for every channel, or one per channel ("identity", "log").
   value_mapping: tuple[str, ...] = ("identity",)
