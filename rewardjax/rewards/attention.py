@@ -197,30 +197,29 @@ def attention_redistribution(
     batch_size, train_steps, learning_rate: Adam steps per ``update``.
     train_every_step: also train every earlier position of each buffered
       episode, as a causal query over the steps so far, to predict the
-      episode's return (RUDDER trains its LSTM at every step the same way).
-      The first position then sees one step and must learn its effect alone,
-      undiluted by the other steps' attention share; the last position's
-      attention, which shares the keys and values, follows. Costs
+      episode's return (as RUDDER trains its LSTM at every step). Costs
       ``O(B·L²·width)`` per Adam step instead of ``O(B·L·width)``.
     warmup_episodes: until the model has been trained on this many finished
-      episodes, pay uniform credit (``R/T`` per step) instead of the model's.
-      An untrained model's credit is noise that is consistent within an update
-      (a random function of the actions), which PPO follows; ABC's reward model
-      is trained before the policy for the same reason.
+      episodes, pay uniform credit (``R/T`` per step) instead of the model's
+      (ABC likewise trains its reward model before the policy).
     uniform: ignore the model and spread each return uniformly, ``R/T`` per
       step (``β = 1``), with the same episode bookkeeping: the uniform baseline.
       No model is trained.
   """
-  config = _Config(max_len, beta, target, residual, num_actions, width, num_heads,
-                   buffer_size, episodes_per_update, batch_size, train_steps, learning_rate,
-                   train_every_step, warmup_episodes, uniform)
-  _check_config(config)
-  config = config._replace(
-      model=ReturnModel(max_len=max_len, num_actions=num_actions, width=width,
-                        num_heads=num_heads),
-      tx=optax.adam(learning_rate))
+  config = _with_model(_Config(
+      max_len, beta, target, residual, num_actions, width, num_heads, buffer_size,
+      episodes_per_update, batch_size, train_steps, learning_rate, train_every_step,
+      warmup_episodes, uniform))
   return RewardModule(functools.partial(_init, config), functools.partial(_reward, config),
                       functools.partial(_update, config))
+
+
+def _with_model(config: _Config) -> _Config:
+  """The checked ``config`` with its return model and Adam optimiser."""
+  _check_config(config)
+  model = ReturnModel(max_len=config.max_len, num_actions=config.num_actions,
+                      width=config.width, num_heads=config.num_heads)
+  return config._replace(model=model, tx=optax.adam(config.learning_rate))
 
 
 def _check_config(c: _Config) -> None:
