@@ -346,7 +346,7 @@ def test_spec_builds_attention_with_the_env_action_count_and_limit():
   tr = rollouts.random_rollout(env, params, jax.random.PRNGKey(0), 8, 2)
   state, r = jax.jit(lambda k: (lambda s: (s, channels.reward(s, tr)))(channels.init(k, tr)))(
       jax.random.PRNGKey(0))
-  assert state[0].prefix.obs.shape[1] == params.max_steps_in_episode
+  assert state["attention"].prefix.obs.shape[1] == params.max_steps_in_episode
   assert r.shape == (8, 2, 1)
   with pytest.raises(ValueError, match="unknown option 'bta'"):
     spec.parse_rewards("attention@bta=0.5", env_id="CartPole-v1", env=env, env_params=params,

@@ -26,6 +26,7 @@ from rewardjax.rewards.redistribution import last_valid_step
 from rewardjax.rewards.redistribution import redistribute
 from rewardjax.rewards.redistribution import uniform_redistribution
 from rewardjax.rewards.counts import CountState
+from rewardjax.rewards.counts import StateKey
 from rewardjax.rewards.counts import count_bonus
 from rewardjax.rewards.counts import exact_key
 from rewardjax.rewards.counts import grid_key

@@ -23,6 +23,8 @@ without ``jax_enable_x64`` and on every backend.
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -174,7 +176,7 @@ def grid_key(low: Sequence[int] | int, high: Sequence[int] | int) -> StateKey:
 
   def num_keys(obs):
     lo, hi = sizes(obs)
-    n = int(np.prod(hi - lo + 1))
+    n = math.prod(int(k) for k in hi - lo + 1)     # Python ints: no int64 overflow
     if n >= 2**31:
       raise ValueError(f"grid_key: {n} cells do not fit an int32 index; use exact_key()")
     return n
