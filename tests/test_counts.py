@@ -343,4 +343,4 @@ def test_unique_keys_tracks_occupied_cells_across_updates():
 def test_grid_key_with_more_cells_than_int64_names_the_limit():
   # 6**36 cells overflow an int64 product; the error must still be grid_key's own.
   with pytest.raises(ValueError, match="do not fit an int32"):
-    rjx.rewards.grid_key(0, 5).num_keys(np.zeros(36))
+    counts.grid_key(0, 5).num_keys(np.zeros(36))
