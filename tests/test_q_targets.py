@@ -6,7 +6,7 @@ import pytest
 
 from rewardjax import q_targets
 from rewardjax import value_mapping as vm
-from rewardjax.returns import channel_bootstrap
+from rewardjax.agents import pqn
 
 F, T = False, True
 
@@ -67,27 +67,39 @@ def test_q_lambda_returns_hand_computed():
   np.testing.assert_allclose(q_targets.lambda_returns(r, d, v, 1.0), [7.0, 12.0])
 
 
-def test_q_lambda_terminated_vs_truncated_as_pqn_uses_them():
-  """PQN's bootstrap: channel_bootstrap + lambda_returns over a [T, N=1, C=1] rollout."""
-  r = jnp.array([1.0, 2.0, 3.0])[:, None, None]
-  v_true = jnp.array([10.0, 20.0, 40.0])[:, None, None]   # Q(true next obs)
-  v_seq = jnp.array([10.0, 99.0, 40.0])[:, None, None]    # Q(next obs in the rollout: reset obs)
-  lam, gam = 0.5, 0.5
+def test_pqn_targets_terminated_vs_truncated_per_channel():
+  """PQN's targets as the agent computes them, over a [T=3, N=1, C=2] rollout.
 
-  def returns(term, trunc, episodic=True):
-    term = jnp.array(term)[:, None]
-    trunc = jnp.array(trunc)[:, None]
-    v_t, cont = channel_bootstrap(v_true, v_seq, term, term | trunc, (episodic,))
-    return np.asarray(q_targets.lambda_returns(r, jnp.full(r.shape, gam), v_t, lam * cont))[:, 0, 0]
+  Channel 0 is episodic (γ = .5), channel 1 non-episodic (γ = .9); λ = .5.
+  """
+  r = jnp.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])[:, None]
+  v_true = jnp.array([10.0, 20.0, 40.0])[:, None, None] * jnp.ones(2)   # Q(true next obs)
+  v_seq = jnp.array([10.0, 99.0, 40.0])[:, None, None] * jnp.ones(2)    # Q(reset obs at 1)
+  gammas = jnp.array([0.5, 0.9])
 
-  # G2 = 3 + .5·40 = 23
-  # terminated at 1: G1 = 2; G0 = 1 + .5·(.5·10 + .5·2) = 4
-  np.testing.assert_allclose(returns([F, T, F], [F, F, F]), [4.0, 2.0, 23.0])
-  # truncated at 1: G1 = 2 + .5·20 = 12 (true final obs, not the reset obs's 99)
-  np.testing.assert_allclose(returns([F, F, F], [F, T, F]), [6.5, 12.0, 23.0])
-  # non-episodic: runs on, bootstraps from the rollout's next obs (99 at step 1)
-  # G1 = 2 + .5·(.5·99 + .5·23) = 32.5; G0 = 1 + .5·(5 + 16.25) = 11.625
-  np.testing.assert_allclose(returns([F, T, F], [F, F, F], episodic=False), [11.625, 32.5, 23.0])
+  def targets(term, trunc, mappings=vm.per_channel("identity", 2)):
+    out = pqn.pqn_targets(r, v_true, v_seq, jnp.array(term)[:, None], jnp.array(trunc)[:, None],
+                          gammas, 0.5, (True, False), mappings)
+    return np.asarray(out)[:, 0]
+
+  # Channel 1 (non-episodic) runs on through both kinds of end and bootstraps from
+  # the rollout's next observation (99 at step 1):
+  # G2 = 3 + .9·40 = 39; G1 = 2 + .9·(.5·99 + .5·39) = 64.1; G0 = 1 + .9·(.5·10 + .5·64.1)
+  ch1 = [34.345, 64.1, 39.0]
+  # Channel 0, terminated at 1: G2 = 3 + .5·40 = 23; G1 = 2; G0 = 1 + .5·(.5·10 + .5·2) = 4
+  np.testing.assert_allclose(targets([F, T, F], [F, F, F]), np.c_[[4.0, 2.0, 23.0], ch1],
+                             rtol=1e-6)
+  # Channel 0, truncated at 1: G1 = 2 + .5·20 = 12 (true final obs, not the reset obs's 99)
+  np.testing.assert_allclose(targets([F, F, F], [F, T, F]), np.c_[[6.5, 12.0, 23.0], ch1],
+                             rtol=1e-6)
+  # No end: channel 0 runs on too: G1 = 2 + .5·(.5·20 + .5·23) = 12.75; G0 = 1 + .5·(5 + 6.375)
+  np.testing.assert_allclose(targets([F, F, F], [F, F, F])[:, 0], [6.6875, 12.75, 23.0],
+                             rtol=1e-6)
+  # Targets are returned in each channel's mapped space.
+  log = vm.logarithmic()
+  np.testing.assert_allclose(
+      targets([F, T, F], [F, F, F], (vm.identity(), log)),
+      np.c_[[4.0, 2.0, 23.0], np.asarray(log.forward(jnp.array(ch1)))], rtol=1e-5)
 
 
 def test_episode_discounts_per_channel():
