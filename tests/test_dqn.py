@@ -214,8 +214,8 @@ def test_q_loss_hand_computed_n_step_targets_with_coefficients():
       # seq 1: channel 0 stops at the truncation: 1 + .5·1 = 1.5; channel 1 runs on: .41
       False: [[2.0, 0.41], [1.5, 0.41]],
       # Double DQN, the online net selects a=0 in states 1 and 2:
-      # v(s2) = [1.5, 0], v(s1) = [2, 0]; seq 0: [1 + .5·(2 + .75), .5 + .9·(−1)] = [2.375, −.4]
-      # seq 1: [1 + .5·2, −.4] = [2, −.4]
+      # v(s2) = [1.5, 0], v(s1) = [2, 0];
+      # seq 0: [1 + .5·(2 + .75), .5 + .9·(−1)] = [2.375, −.4]; seq 1: [1 + .5·2, −.4] = [2, −.4]
       True: [[2.375, -0.4], [2.0, -0.4]],
   }
   for double, g in targets.items():

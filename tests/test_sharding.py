@@ -37,7 +37,8 @@ def test_sharded_runs_compute_the_single_device_numbers():
 
 
 @pytest.mark.slow
-def test_sharded_ppo_and_pqn_have_single_device_metrics_and_learn():
+def test_sharded_ppo_and_pqn_report_every_metric_and_learn():
+  """The single-device run's metric names and shapes, and learning; values: see above."""
   out = _run("check_sharded_ppo", "check_sharded_pqn")
   assert "sharded PPO: ok" in out, out
   assert "sharded PQN: ok" in out, out
