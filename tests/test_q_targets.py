@@ -186,3 +186,52 @@ def test_per_channel_mappings():
   assert len(vm.per_channel(("log",), 3)) == 3
   with pytest.raises(ValueError, match="one per reward channel"):
     vm.per_channel(("log", "identity"), 3)
+
+
+# ------------------------------------------------------------ defaults and named errors
+
+
+def test_defaults_huber_loss_and_monte_carlo_lambda():
+  q, y = jnp.array([1.0, -2.0, 0.5]), jnp.array([3.0, -2.5, 0.0])
+  # Errors q − y = [−2, .5, .5]: Huber ½e² inside |e| ≤ 1, |e| − ½ outside.
+  np.testing.assert_allclose(q_targets.td_loss(q, y), [1.5, 0.125, 0.125])
+  np.testing.assert_allclose(q_targets.td_loss(q, y, "mse"), [2.0, 0.125, 0.125])
+  # λ defaults to 1: the n-step return 1 + .5·(2 + .5·20) = 7.
+  g = q_targets.lambda_returns(jnp.array([1.0, 2.0]), jnp.array([0.5, 0.5]), jnp.array([10.0, 20.0]))
+  np.testing.assert_allclose(g, [7.0, 12.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: q_targets.td_loss(jnp.zeros(3), jnp.zeros(4)),
+     "td_loss: shapes differ: q_tm1 (3,), target_tm1 (4,)"),
+    (lambda: q_targets.td_loss(jnp.zeros(4), jnp.zeros(3)),
+     "td_loss: shapes differ: q_tm1 (4,), target_tm1 (3,)"),
+    (lambda: q_targets.lambda_returns(jnp.zeros(3), jnp.zeros(2), jnp.zeros(3), 0.5),
+     "lambda_returns: shapes differ: r_t (3,), discount_t (2,), v_t (3,), lambda_t (3,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(3, bool), jnp.zeros(2, bool), (0.9,), (True,)),
+     "episode_discounts: shapes differ: terminated_t (3,), truncated_t (2,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(2, bool), jnp.zeros(3, bool), (0.9,), (True,)),
+     "episode_discounts: shapes differ: terminated_t (2,), truncated_t (3,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(2, bool), jnp.zeros(2, bool), (0.9, 0.5),
+                                         (True,)),
+     "episode_discounts: 2 gammas but 1 episodic flags"),
+    (lambda: q_targets.double_q_bootstrap(jnp.zeros((2, 3, 1)), jnp.zeros((2, 4, 1)), (1.0,)),
+     "double_q_bootstrap: shapes differ: q_target_t (2, 3, 1), q_selector_t (2, 4, 1)"),
+    (lambda: q_targets.greedy_action(jnp.zeros((4, 3, 2)), (1.0,)),
+     "greedy_action: q_t has 2 channels, coefs 1"),
+])
+def test_shape_errors_name_the_function_and_the_shapes(call, message):
+  with pytest.raises(ValueError) as e:
+    call()
+  assert str(e.value) == message
+
+
+def test_value_mapping_names_identity_fast_path_and_argument_checks():
+  assert vm.get("identity").name == "identity" and vm.get("log").name == "log"
+  x = jnp.array([[3.0, -2.0]])
+  assert vm.apply(vm.per_channel("identity", 2), x) is x       # nothing to map
+  log = vm.logarithmic()
+  np.testing.assert_allclose(vm.apply((log, log), x), log.forward(x), rtol=1e-6)
+  for delta in (0.0, -1.0, float("inf"), "1"):
+    with pytest.raises(ValueError, match=f"logarithmic: delta must be > 0, got {delta!r}"):
+      vm.logarithmic(delta=delta)
