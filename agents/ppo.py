@@ -162,6 +162,61 @@ def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int) -> P
   return Policy(network, sample, gaussian.log_prob, gaussian.entropy)
 
 
+def ppo_advantages(r, value, v_next_true, v_next_seq, terminated, truncated, gammas,
+                   episodic, gae_lambda, coefs):
+  """Each channel's GAE, combined by coefficient: ``A_t = Σ_c coef_c · A_t^c``.
+
+  Channel ``c``'s advantages ``A^c`` and value targets ``A^c + V_c`` come from
+  ``returns.multichannel_gae`` with its own γ and episodic flag (Burda et al.
+  2018). Returns ``(advantages [T, N], value targets [T, N, C])``.
+  """
+  adv_c, targets = multichannel_gae(r, value, v_next_true, v_next_seq, terminated, truncated,
+                                    gammas, episodic, gae_lambda)
+  return jnp.sum(adv_c * coefs, axis=-1), targets
+
+
+def ppo_loss(policy: Policy, params, batch: MinibatchData, advantages, targets, hp, *,
+             clip_value_loss: bool, normalize_advantages: bool):
+  """The clipped-PPO loss of one minibatch (Schulman et al. 2017), with its parts.
+
+  ``L = L_pg + vf_coef · L_v − ent_coef · H`` where, with ``ρ = π(a|s) / π_old(a|s)``
+  and ``Â`` the combined advantages (standardised over the minibatch if
+  ``normalize_advantages``),
+
+  * ``L_pg = −mean min(ρ·Â, clip(ρ, 1 − ε, 1 + ε)·Â)``;
+  * ``L_v = Σ_c mean ½·max((V_c − G_c)², (V_c^clip − G_c)²)`` with
+    ``V_c^clip = V_c^old + clip(V_c − V_c^old, −ε, ε)`` if ``clip_value_loss``,
+    else ``Σ_c mean ½·(V_c − G_c)²``: one loss per channel head;
+  * ``H`` the mean entropy of the policy.
+
+  ``hp`` supplies ``clip_eps`` (ε), ``vf_coef`` and ``ent_coef``. Returns
+  ``(L, {"policy_loss", "value_loss", "entropy"})``.
+  """
+  out, value = policy.network.apply(params, batch.obs)
+  log_prob = policy.log_prob(out, batch.action)
+
+  # Value loss: one (clipped) loss per channel head, summed over channels.
+  if clip_value_loss:
+    v_clipped = batch.value + jnp.clip(value - batch.value, -hp["clip_eps"], hp["clip_eps"])
+    v_loss = 0.5 * jnp.maximum((value - targets)**2, (v_clipped - targets)**2)
+  else:
+    v_loss = 0.5 * (value - targets)**2
+  v_loss = v_loss.mean(0).sum()
+
+  # Clipped surrogate on the coefficient-weighted sum of channel advantages.
+  adv = advantages
+  if normalize_advantages:
+    adv = trainer.standardize(adv)       # over all devices' minibatches when sharded
+  ratio = jnp.exp(log_prob - batch.log_prob)
+  pg = -jnp.minimum(ratio * adv,
+                    jnp.clip(ratio, 1 - hp["clip_eps"], 1 + hp["clip_eps"]) * adv).mean()
+  entropy = policy.entropy(out).mean()
+  total = pg + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy
+  # (approx. KL and clip fraction are left out: per minibatch they cost ~5 % of
+  # CartPole throughput on CPU.)
+  return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> trainer.Trainer:
@@ -253,29 +308,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   # --------------------------------------------------------------------- loss
   def loss_fn(params, batch: MinibatchData, advantages, targets, hp):
-    out, value = network.apply(params, batch.obs)
-    log_prob = policy.log_prob(out, batch.action)
-
-    # Value loss: one (clipped) loss per channel head, summed over channels.
-    if config.clip_value_loss:
-      v_clipped = batch.value + jnp.clip(value - batch.value, -hp["clip_eps"], hp["clip_eps"])
-      v_loss = 0.5 * jnp.maximum((value - targets)**2, (v_clipped - targets)**2)
-    else:
-      v_loss = 0.5 * (value - targets)**2
-    v_loss = v_loss.mean(0).sum()
-
-    # Clipped surrogate on the coefficient-weighted sum of channel advantages.
-    adv = advantages
-    if config.normalize_advantages:
-      adv = trainer.standardize(adv)       # over all devices' minibatches when sharded
-    ratio = jnp.exp(log_prob - batch.log_prob)
-    pg = -jnp.minimum(ratio * adv,
-                      jnp.clip(ratio, 1 - hp["clip_eps"], 1 + hp["clip_eps"]) * adv).mean()
-    entropy = policy.entropy(out).mean()
-    total = pg + hp["vf_coef"] * v_loss - hp["ent_coef"] * entropy
-    # (approx. KL and clip fraction are left out: per minibatch they cost ~5 % of
-    # CartPole throughput on CPU.)
-    return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
+    return ppo_loss(policy, params, batch, advantages, targets, hp,
+                    clip_value_loss=config.clip_value_loss,
+                    normalize_advantages=config.normalize_advantages)
 
   # ------------------------------------------------------------------- update
   def update(runner: RunnerState, hp):
@@ -288,10 +323,10 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     # Every channel's reward from the modules' current state, then their update.
     r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
         channels, runner.reward_state, tr, k_reward)
-    adv_c, targets = multichannel_gae(
+    advantages, targets = ppo_advantages(
         r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-        trainer.channel_gammas(hp, unresolved_gammas), channels.episodic, hp["gae_lambda"])
-    advantages = jnp.sum(adv_c * trainer.channel_coefs(hp, channels), axis=-1)   # [T, N]
+        trainer.channel_gammas(hp, unresolved_gammas), channels.episodic, hp["gae_lambda"],
+        trainer.channel_coefs(hp, channels))
 
     # ------------------------------------------------ epochs × minibatches
     # Only what the loss reads is shuffled into minibatches, observations as the

@@ -109,6 +109,35 @@ TrainOutput = trainer.TrainOutput
 SWEEPABLE = ("lr", "max_grad_norm", "gamma", "q_lambda", "eps_start", "eps_end")
 
 
+def pqn_targets(r, v_next_true, v_next_seq, terminated, truncated, gammas, q_lambda,
+                episodic, mappings):
+  """Each channel's Q(λ) return over a ``[T, N, C]`` rollout, in its mapped space.
+
+  ``G_t = r_t + γ_c·[(1 − λ_t)·v_t + λ_t·G_{t+1}]`` (``q_targets.lambda_returns``)
+  with the bootstrap ``v_t`` and the continuation ``λ_t = q_lambda · continue_t`` of
+  ``returns.channel_bootstrap``: an episodic channel bootstraps from 0 at a
+  terminated step and from ``v_next_true`` at a truncated one and never runs past
+  either; a non-episodic channel bootstraps from ``v_next_seq`` and runs on.
+  Returns ``f_c(G)`` ``[T, N, C]`` with each channel's value mapping ``f_c``.
+  """
+  done = jnp.logical_or(terminated, truncated)
+  v_t, cont = channel_bootstrap(v_next_true, v_next_seq, terminated, done, episodic)
+  returns = q_targets.lambda_returns(r, jnp.broadcast_to(gammas, r.shape), v_t, q_lambda * cont)
+  return vm.apply(mappings, returns)
+
+
+def pqn_loss(apply_fn, params, obs, action, target_mapped, kind: str):
+  """The TD loss of one minibatch: ``Σ_c mean_b td_loss(q̃_c(s_b, a_b), y_{b,c})``.
+
+  ``apply_fn(params, obs)`` gives the mapped heads ``q̃ [B, A, C]``; targets are
+  constants (``q_targets.td_loss``). Returns ``(loss, {"loss", "q_mean"})``.
+  """
+  q_mapped = apply_fn(params, obs)
+  q_taken = q_targets.select(q_mapped, action)                         # [B, C]
+  loss = q_targets.td_loss(q_taken, target_mapped, kind).mean(0).sum()
+  return loss, {"loss": loss, "q_mean": q_taken.mean()}
+
+
 def make_train(config: PQNConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> trainer.Trainer:
@@ -149,10 +178,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.radam(lr))
 
   def loss_fn(theta, unravel, obs, action, target_mapped):
-    q_mapped = network.apply(unravel(theta), obs)
-    q_taken = q_targets.select(q_mapped, action)                       # [B, C]
-    loss = q_targets.td_loss(q_taken, target_mapped, config.loss).mean(0).sum()
-    return loss, {"loss": loss, "q_mean": q_taken.mean()}
+    return pqn_loss(network.apply, unravel(theta), obs, action, target_mapped, config.loss)
 
   def rollout(runner: RunnerState, params, epsilon, coefs):
     (env_state, obs, key), traj, v_obs = epsilon_greedy_rollout(
@@ -184,12 +210,8 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       v_next_true = greedy_values(q_values(params, tr.next_obs))       # [T, N, C]
       v_last = greedy_values(q_values(params, runner.obs))
       v_next_seq = jnp.concatenate([v_obs[1:], v_last[None]], axis=0)
-      done = jnp.logical_or(tr.terminated, tr.truncated)
-      v_t, cont = channel_bootstrap(v_next_true, v_next_seq, tr.terminated, done,
-                                    channels.episodic)
-      returns = q_targets.lambda_returns(
-          r, jnp.broadcast_to(gammas, r.shape), v_t, hp["q_lambda"] * cont)
-      targets = vm.apply(mappings, returns)
+      targets = pqn_targets(r, v_next_true, v_next_seq, tr.terminated, tr.truncated, gammas,
+                            hp["q_lambda"], channels.episodic, mappings)
 
       flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                           (tr.obs, tr.action, targets))

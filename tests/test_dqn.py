@@ -179,3 +179,48 @@ def test_dqn_learns_cartpole_small_budget():
   # A random policy scores ~22; the first 5k steps are random.
   assert np.nanmean(ret[:100]) < 40
   assert np.nanmean(ret[-100:]) > 100, np.nanmean(ret[-100:])
+
+
+def test_q_loss_hand_computed_n_step_targets_with_coefficients():
+  """Two 2-step sequences through a lookup-table Q, every target worked out by hand.
+
+  Channel 0: episodic, γ = .5; channel 1: non-episodic, γ = .9; coefficients (1, 2).
+  Sequence 0 runs through states 0 → 1 → 2; sequence 1 starts in state 3 and is
+  truncated after its first step (true final observation: state 1).
+  """
+  q_on, q_tg = np.zeros((5, 2, 2), np.float32), np.zeros((5, 2, 2), np.float32)
+  q_on[0, 1] = [1.0, 1.0]          # Q(s0, a=1): the taken value of sequence 0
+  q_on[3, 0] = [2.0, -1.0]         # Q(s3, a=0): the taken value of sequence 1
+  q_on[2] = [[5.0, 0.0], [0.0, 0.0]]   # online prefers a=0 in state 2
+  q_on[1] = [[4.0, 0.0], [0.0, 0.0]]   # and in state 1
+  # Target net, state 2: Σ coef·q = 1.5 for a=0, 2 for a=1 -> a* = 1 (weights 1, 1
+  # would pick a=0). State 1: 2 for a=0, 7 for a=1 -> a* = 1.
+  q_tg[2] = [[1.5, 0.0], [0.0, 1.0]]
+  q_tg[1] = [[2.0, 0.0], [1.0, 3.0]]
+  apply_fn = lambda params, obs: params[obs[..., 0].astype(jnp.int32)]
+  batch = dqn.Stored(
+      obs=jnp.array([[[0.0], [1.0]], [[3.0], [4.0]]]),
+      action=jnp.array([[1, 0], [0, 1]]),
+      reward=jnp.array([[[1.0, 0.5], [2.0, -1.0]], [[1.0, 0.5], [2.0, -1.0]]]),
+      next_obs=jnp.array([[[1.0], [2.0]], [[1.0], [2.0]]]),
+      terminated=jnp.zeros((2, 2), bool),
+      truncated=jnp.array([[False, False], [True, False]]))
+  kw = dict(coefs=(1.0, 2.0), gammas=(0.5, 0.9), episodic=(True, False), loss="mse",
+            mappings=vm.per_channel("identity", 2))
+  q_taken = np.array([[1.0, 1.0], [2.0, -1.0]])
+  targets = {
+      # DQN, v(s2) = Q_tg(s2, 1) = [0, 1], v(s1) = Q_tg(s1, 1) = [1, 3]:
+      # seq 0: [1 + .5·(2 + .5·0), .5 + .9·(−1 + .9·1)] = [2, .41]
+      # seq 1: channel 0 stops at the truncation: 1 + .5·1 = 1.5; channel 1 runs on: .41
+      False: [[2.0, 0.41], [1.5, 0.41]],
+      # Double DQN, the online net selects a=0 in states 1 and 2:
+      # v(s2) = [1.5, 0], v(s1) = [2, 0];
+      # seq 0: [1 + .5·(2 + .75), .5 + .9·(−1)] = [2.375, −.4]; seq 1: [1 + .5·2, −.4] = [2, −.4]
+      True: [[2.375, -0.4], [2.0, -0.4]],
+  }
+  for double, g in targets.items():
+    loss, metrics = dqn.q_loss(apply_fn, jnp.asarray(q_on), jnp.asarray(q_tg), batch,
+                               double_dqn=double, **kw)
+    want = (0.5 * (q_taken - np.array(g))**2).sum(1).mean()
+    np.testing.assert_allclose(loss, want, rtol=1e-6, err_msg=f"double_dqn={double}")
+    np.testing.assert_allclose(metrics["q_mean"], q_taken.mean(), rtol=1e-6)

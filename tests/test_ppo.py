@@ -97,8 +97,15 @@ def test_multichannel_ppo_with_shaping_runs_and_reports_channels():
   np.testing.assert_allclose(m["reward/extrinsic"], -1.0)
   assert np.isfinite(np.asarray(m["reward/shaping"])).all()
   assert not np.asarray(m["nonfinite"]).any()
-  critic_out = out.runner_state.params["params"]["critic"]
-  assert jax.tree.leaves(critic_out)[0].shape[-1] in (3, 64)
+  # One value head per channel: the critic maps observations to 3 different values.
+  network = ppo.make_policy(cfg, env.action_space(params), 3, 1).network
+  obs = jnp.array([[-0.5, 0.0], [-0.9, 0.03], [0.3, -0.05]])
+  logits, values = network.apply(out.runner_state.params, obs)
+  assert logits.shape == (3, env.action_space(params).n) and values.shape == (3, 3)
+  assert sorted(out.runner_state.params["params"]["critic"]) == [
+      "Dense_0", "Dense_1", "head_0", "head_1", "head_2"]
+  v = np.asarray(values)
+  assert not np.allclose(v[:, 0], v[:, 1]) and not np.allclose(v[:, 1], v[:, 2])
 
 
 def test_callback_reports_progress():

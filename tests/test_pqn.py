@@ -1,6 +1,7 @@
-"""PQN: config validation, reward channels, CLI, learning on CartPole."""
+"""PQN: config validation, its loss, reward channels, CLI, learning on CartPole."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -75,3 +76,34 @@ def test_cli_trains_pqn_and_ddqn(tmp_path, capsys):
   # Options of another agent are refused, as for PPO.
   assert cli.main(["train", "--agent", "pqn", "--dqn.lr", "1e-3",
                    "--out", str(tmp_path / "x"), *common]) == 2
+
+
+def _table(q):
+  """A Q "network" that looks its values up: obs ``[..., 1]`` holds a state index."""
+  q = jnp.asarray(q, jnp.float32)
+  return lambda params, obs: params[obs[..., 0].astype(jnp.int32)], q
+
+
+@pytest.mark.parametrize("kind", ["mse", "huber"])
+def test_pqn_loss_is_sum_over_channels_of_mean_td_loss(kind):
+  # Q[s, a, c] for 3 states, 2 actions, 2 channels.
+  apply_fn, q = _table([[[0.0, 1.0], [2.0, -1.0]],
+                        [[0.5, 0.0], [4.0, 3.0]],
+                        [[1.0, 1.0], [0.0, 0.0]]])
+  obs = jnp.array([[0.0], [1.0], [2.0], [1.0]])
+  action = jnp.array([1, 1, 0, 0])
+  target = jnp.array([[2.5, 0.0], [0.0, 3.2], [1.0, -2.0], [0.5, 0.5]])
+  # q_taken = [[2, -1], [4, 3], [1, 1], [.5, 0]]; errors:
+  err = np.array([[-0.5, -1.0], [4.0, -0.2], [0.0, 3.0], [0.0, -0.5]])
+  per = 0.5 * err**2 if kind == "mse" else np.where(np.abs(err) <= 1, 0.5 * err**2,
+                                                     np.abs(err) - 0.5)
+  loss, metrics = pqn.pqn_loss(apply_fn, q, obs, action, target, kind)
+  np.testing.assert_allclose(loss, per.mean(0).sum(), rtol=1e-6)
+  np.testing.assert_allclose(metrics["q_mean"], np.mean([2, -1, 4, 3, 1, 1, .5, 0]), rtol=1e-6)
+  # Its gradient moves only the taken entries, towards the targets (targets are constants).
+  grad = np.asarray(jax.grad(lambda p: pqn.pqn_loss(apply_fn, p, obs, action, target, kind)[0])(q))
+  d_err = err if kind == "mse" else np.clip(err, -1, 1)
+  want = np.zeros_like(grad)
+  for (s, a), d in zip([(0, 1), (1, 1), (2, 0), (1, 0)], d_err / len(obs)):
+    want[s, a] += d
+  np.testing.assert_allclose(grad, want, rtol=1e-6, atol=1e-7)

@@ -6,7 +6,7 @@ import pytest
 
 from rewardjax import q_targets
 from rewardjax import value_mapping as vm
-from rewardjax.returns import channel_bootstrap
+from rewardjax.agents import pqn
 
 F, T = False, True
 
@@ -67,27 +67,39 @@ def test_q_lambda_returns_hand_computed():
   np.testing.assert_allclose(q_targets.lambda_returns(r, d, v, 1.0), [7.0, 12.0])
 
 
-def test_q_lambda_terminated_vs_truncated_as_pqn_uses_them():
-  """PQN's bootstrap: channel_bootstrap + lambda_returns over a [T, N=1, C=1] rollout."""
-  r = jnp.array([1.0, 2.0, 3.0])[:, None, None]
-  v_true = jnp.array([10.0, 20.0, 40.0])[:, None, None]   # Q(true next obs)
-  v_seq = jnp.array([10.0, 99.0, 40.0])[:, None, None]    # Q(next obs in the rollout: reset obs)
-  lam, gam = 0.5, 0.5
+def test_pqn_targets_terminated_vs_truncated_per_channel():
+  """PQN's targets as the agent computes them, over a [T=3, N=1, C=2] rollout.
 
-  def returns(term, trunc, episodic=True):
-    term = jnp.array(term)[:, None]
-    trunc = jnp.array(trunc)[:, None]
-    v_t, cont = channel_bootstrap(v_true, v_seq, term, term | trunc, (episodic,))
-    return np.asarray(q_targets.lambda_returns(r, jnp.full(r.shape, gam), v_t, lam * cont))[:, 0, 0]
+  Channel 0 is episodic (γ = .5), channel 1 non-episodic (γ = .9); λ = .5.
+  """
+  r = jnp.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])[:, None]
+  v_true = jnp.array([10.0, 20.0, 40.0])[:, None, None] * jnp.ones(2)   # Q(true next obs)
+  v_seq = jnp.array([10.0, 99.0, 40.0])[:, None, None] * jnp.ones(2)    # Q(reset obs at 1)
+  gammas = jnp.array([0.5, 0.9])
 
-  # G2 = 3 + .5·40 = 23
-  # terminated at 1: G1 = 2; G0 = 1 + .5·(.5·10 + .5·2) = 4
-  np.testing.assert_allclose(returns([F, T, F], [F, F, F]), [4.0, 2.0, 23.0])
-  # truncated at 1: G1 = 2 + .5·20 = 12 (true final obs, not the reset obs's 99)
-  np.testing.assert_allclose(returns([F, F, F], [F, T, F]), [6.5, 12.0, 23.0])
-  # non-episodic: runs on, bootstraps from the rollout's next obs (99 at step 1)
-  # G1 = 2 + .5·(.5·99 + .5·23) = 32.5; G0 = 1 + .5·(5 + 16.25) = 11.625
-  np.testing.assert_allclose(returns([F, T, F], [F, F, F], episodic=False), [11.625, 32.5, 23.0])
+  def targets(term, trunc, mappings=vm.per_channel("identity", 2)):
+    out = pqn.pqn_targets(r, v_true, v_seq, jnp.array(term)[:, None], jnp.array(trunc)[:, None],
+                          gammas, 0.5, (True, False), mappings)
+    return np.asarray(out)[:, 0]
+
+  # Channel 1 (non-episodic) runs on through both kinds of end and bootstraps from
+  # the rollout's next observation (99 at step 1):
+  # G2 = 3 + .9·40 = 39; G1 = 2 + .9·(.5·99 + .5·39) = 64.1; G0 = 1 + .9·(.5·10 + .5·64.1)
+  ch1 = [34.345, 64.1, 39.0]
+  # Channel 0, terminated at 1: G2 = 3 + .5·40 = 23; G1 = 2; G0 = 1 + .5·(.5·10 + .5·2) = 4
+  np.testing.assert_allclose(targets([F, T, F], [F, F, F]), np.c_[[4.0, 2.0, 23.0], ch1],
+                             rtol=1e-6)
+  # Channel 0, truncated at 1: G1 = 2 + .5·20 = 12 (true final obs, not the reset obs's 99)
+  np.testing.assert_allclose(targets([F, F, F], [F, T, F]), np.c_[[6.5, 12.0, 23.0], ch1],
+                             rtol=1e-6)
+  # No end: channel 0 runs on too: G1 = 2 + .5·(.5·20 + .5·23) = 12.75; G0 = 1 + .5·(5 + 6.375)
+  np.testing.assert_allclose(targets([F, F, F], [F, F, F])[:, 0], [6.6875, 12.75, 23.0],
+                             rtol=1e-6)
+  # Targets are returned in each channel's mapped space.
+  log = vm.logarithmic()
+  np.testing.assert_allclose(
+      targets([F, T, F], [F, F, F], (vm.identity(), log)),
+      np.c_[[4.0, 2.0, 23.0], np.asarray(log.forward(jnp.array(ch1)))], rtol=1e-5)
 
 
 def test_episode_discounts_per_channel():
@@ -174,3 +186,52 @@ def test_per_channel_mappings():
   assert len(vm.per_channel(("log",), 3)) == 3
   with pytest.raises(ValueError, match="one per reward channel"):
     vm.per_channel(("log", "identity"), 3)
+
+
+# ------------------------------------------------------------ defaults and named errors
+
+
+def test_defaults_huber_loss_and_monte_carlo_lambda():
+  q, y = jnp.array([1.0, -2.0, 0.5]), jnp.array([3.0, -2.5, 0.0])
+  # Errors q − y = [−2, .5, .5]: Huber ½e² inside |e| ≤ 1, |e| − ½ outside.
+  np.testing.assert_allclose(q_targets.td_loss(q, y), [1.5, 0.125, 0.125])
+  np.testing.assert_allclose(q_targets.td_loss(q, y, "mse"), [2.0, 0.125, 0.125])
+  # λ defaults to 1: the n-step return 1 + .5·(2 + .5·20) = 7.
+  g = q_targets.lambda_returns(jnp.array([1.0, 2.0]), jnp.array([0.5, 0.5]), jnp.array([10.0, 20.0]))
+  np.testing.assert_allclose(g, [7.0, 12.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: q_targets.td_loss(jnp.zeros(3), jnp.zeros(4)),
+     "td_loss: shapes differ: q_tm1 (3,), target_tm1 (4,)"),
+    (lambda: q_targets.td_loss(jnp.zeros(4), jnp.zeros(3)),
+     "td_loss: shapes differ: q_tm1 (4,), target_tm1 (3,)"),
+    (lambda: q_targets.lambda_returns(jnp.zeros(3), jnp.zeros(2), jnp.zeros(3), 0.5),
+     "lambda_returns: shapes differ: r_t (3,), discount_t (2,), v_t (3,), lambda_t (3,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(3, bool), jnp.zeros(2, bool), (0.9,), (True,)),
+     "episode_discounts: shapes differ: terminated_t (3,), truncated_t (2,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(2, bool), jnp.zeros(3, bool), (0.9,), (True,)),
+     "episode_discounts: shapes differ: terminated_t (2,), truncated_t (3,)"),
+    (lambda: q_targets.episode_discounts(jnp.zeros(2, bool), jnp.zeros(2, bool), (0.9, 0.5),
+                                         (True,)),
+     "episode_discounts: 2 gammas but 1 episodic flags"),
+    (lambda: q_targets.double_q_bootstrap(jnp.zeros((2, 3, 1)), jnp.zeros((2, 4, 1)), (1.0,)),
+     "double_q_bootstrap: shapes differ: q_target_t (2, 3, 1), q_selector_t (2, 4, 1)"),
+    (lambda: q_targets.greedy_action(jnp.zeros((4, 3, 2)), (1.0,)),
+     "greedy_action: q_t has 2 channels, coefs 1"),
+])
+def test_shape_errors_name_the_function_and_the_shapes(call, message):
+  with pytest.raises(ValueError) as e:
+    call()
+  assert str(e.value) == message
+
+
+def test_value_mapping_names_identity_fast_path_and_argument_checks():
+  assert vm.get("identity").name == "identity" and vm.get("log").name == "log"
+  x = jnp.array([[3.0, -2.0]])
+  assert vm.apply(vm.per_channel("identity", 2), x) is x       # nothing to map
+  log = vm.logarithmic()
+  np.testing.assert_allclose(vm.apply((log, log), x), log.forward(x), rtol=1e-6)
+  for delta in (0.0, -1.0, float("inf"), "1"):
+    with pytest.raises(ValueError, match=f"logarithmic: delta must be > 0, got {delta!r}"):
+      vm.logarithmic(delta=delta)

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rewardjax import returns
 
@@ -49,3 +50,14 @@ def test_terminated_truncated_and_non_episodic_channels():
   adv, _ = returns.multichannel_gae(r, v, v_true, v_seq, term, trunc, gam, [True, False], lam)
   np.testing.assert_allclose(adv[0, 0, 0], 1.0 + 0.9 * 10.0, rtol=1e-6)
   np.testing.assert_allclose(adv[0, 0, 1], 1.0 + 0.5 * 7.0 + 0.5 * a1[1], rtol=1e-6)
+
+
+def test_gae_of_one_step_and_shape_errors():
+  # T = 1: δ alone (nothing after the last step).
+  r, v, v_next = _arr([[2.0]]), _arr([[0.5]]), _arr([[1.0]])
+  adv = returns.generalized_advantage_estimation(r, v, v_next, 0.9, jnp.ones((1, 1)), 0.95)
+  np.testing.assert_allclose(adv, [[2.0 + 0.9 - 0.5]], rtol=1e-6)
+  with pytest.raises(ValueError, match=r"generalized_advantage_estimation: shapes differ: "
+                                       r"r_t \(3,\), v_tm1 \(2,\), v_t \(3,\), continue_t \(3,\)"):
+    returns.generalized_advantage_estimation(jnp.zeros(3), jnp.zeros(2), jnp.zeros(3), 0.9,
+                                             jnp.ones(3), 0.95)

@@ -132,3 +132,41 @@ def test_channel_refuses_mismatched_gamma():
 def test_bad_gamma_rejected():
   with pytest.raises(ValueError, match="gamma"):
     rjx.rewards.potential_shaping(lambda s: s[0], 1.5)
+
+
+def test_argument_and_shape_errors_are_named():
+  with pytest.raises(TypeError, match="potential_shaping: potential_fn must be callable, got 3"):
+    rjx.rewards.potential_shaping(3, 0.9)
+  with pytest.raises(ValueError, match="gamma must be in"):
+    rjx.rewards.potential_shaping(lambda s: s[0], 0.0)
+  assert rjx.rewards.potential_shaping(lambda s: s[0], 1.0).gamma == 1.0   # γ = 1 is allowed
+  with pytest.raises(ValueError) as e:
+    shaping.shaping_reward(jnp.zeros(2), jnp.zeros(2), jnp.zeros(3, bool), 0.9)
+  assert str(e.value) == ("shaping_reward: shapes differ: phi_tm1 (2,), phi_t (2,), "
+                          "terminated_t (3,)")
+  with pytest.raises(ValueError) as e:
+    shaping.shaping_reward(jnp.zeros(2), jnp.zeros(3), jnp.zeros(3, bool), 0.9)
+  assert "phi_tm1 (2,), phi_t (3,)" in str(e.value)
+  obs = np.zeros((4, 2), np.float32)
+  with pytest.raises(ValueError, match=r"got shape \(2,\) for observations of shape \(2,\)"):
+    shaping.evaluate_potential(lambda s: s * 2.0, obs, 1)
+
+
+def test_init_checks_the_potential_and_update_keeps_no_state():
+  obs = np.zeros((4, 2), np.float32)
+  batch = _transition(obs, obs, np.zeros(4, bool))
+  wide = rjx.rewards.potential_shaping(lambda s: jnp.stack([s[0], s[1]]), 0.99)
+  with pytest.raises(ValueError, match="scalar"):
+    wide.init(jax.random.PRNGKey(0), batch)
+  module = rjx.rewards.potential_shaping(lambda s: s[0], 0.99)
+  state = module.init(jax.random.PRNGKey(0), batch)
+  assert module.update(state, batch, jax.random.PRNGKey(1)) == (state, {})
+
+
+def test_potentials_of_shape_one_and_integer_potentials():
+  obs = np.arange(8, dtype=np.float32).reshape(4, 2)
+  phi = shaping.evaluate_potential(lambda s: s[1:], obs, 1)          # shape (1,) per obs
+  np.testing.assert_array_equal(phi, [1.0, 3.0, 5.0, 7.0])
+  ints = shaping.evaluate_potential(lambda s: s[0].astype(jnp.int32), obs, 1)
+  assert ints.dtype == jnp.float32
+  np.testing.assert_array_equal(ints, [0.0, 2.0, 4.0, 6.0])

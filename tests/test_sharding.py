@@ -29,8 +29,16 @@ def test_count_table_and_running_moments_match_single_device():
   assert "sharded DQN: ok" in out, out
 
 
+def test_sharded_runs_compute_the_single_device_numbers():
+  """PPO, PQN and DQN metrics and parameters, sharded vs one device, where no key matters."""
+  out = _run("check_sharded_equals_single_device")
+  for agent in ("PPO", "PQN", "DQN"):
+    assert f"sharded {agent} == single device" in out, out
+
+
 @pytest.mark.slow
-def test_sharded_ppo_and_pqn_have_single_device_metrics_and_learn():
+def test_sharded_ppo_and_pqn_report_every_metric_and_learn():
+  """The single-device run's metric names and shapes, and learning; values: see above."""
   out = _run("check_sharded_ppo", "check_sharded_pqn")
   assert "sharded PPO: ok" in out, out
   assert "sharded PQN: ok" in out, out
