@@ -38,13 +38,9 @@ Exit status (``Exit``):
 
 ``--resume DIR`` continues a run saved with ``--checkpoint-every`` from its
 newest intact checkpoint (a damaged newer one is renamed ``<step>.broken``
-with a one-line warning). The saved arguments are used; options given again
-must match them, except the output-side ones (``--progress``,
-``--tensorboard``, ``--wandb-project``, ``--stall-timeout``) and
-``RESUME_CHANGES``: a longer ``--total-timesteps`` (the run continues to the
-new length; schedules such as lr annealing and ε follow the new length from
-the resume point on) and another ``--checkpoint-every``. Resuming a finished
-run says so and trains nothing.
+with a one-line warning), with the saved arguments; ``rewardjax.resume`` says
+which options may change (a longer ``--total-timesteps``, ``--checkpoint-every``,
+output options). Resuming a finished run says so and trains nothing.
 
 ``--distributed`` calls ``jax.distributed.initialize`` (coordinator, process
 count and id from ``--coordinator-address`` / ``--num-processes`` /
@@ -93,7 +89,8 @@ from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
 from rich.table import Table
 from rich.text import Text
 
-from rewardjax import checkpoint, envs, plots, run_folder, sharding, spec, watchdog, writers
+from rewardjax import (checkpoint, envs, plots, resume, run_folder, sharding, spec, watchdog,
+                       writers)
 from rewardjax.agents.registry import AGENTS, AgentSpec
 
 
@@ -244,8 +241,9 @@ def check_seeds(first: int, count: int) -> None:
   last = first + count - 1
   if first < -MAX_SEED - 1 or last > MAX_SEED:
     raise UsageError(
-        f"--seed {first} --seeds {count}: seeds run from {first} to {last}, outside the int32 "
-        f"range of PRNGKey seeds [{-MAX_SEED - 1}, {MAX_SEED}]; use --seed <= {MAX_SEED - count + 1}")
+        f"--seed {first} --seeds {count}: seeds run from {first} to {last}, outside the "
+        f"int32 range of PRNGKey seeds [{-MAX_SEED - 1}, {MAX_SEED}]; use --seed <= "
+        f"{MAX_SEED - count + 1}")
 
 
 def rounding_note(total_timesteps: int, config) -> str | None:
@@ -415,102 +413,6 @@ def setting_label(setting: dict[str, float]) -> str:
   return ",".join(f"{k}={v:g}" for k, v in setting.items())
 
 
-def _args_json(args) -> dict:
-  """The run's arguments as JSON (saved with checkpoints, for ``--resume``)."""
-  d = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainArgs)}
-  d[args.agent] = dataclasses.asdict(getattr(args, args.agent))
-  return json.loads(json.dumps(d))
-
-
-def _args_from_json(d: dict, base):
-  """Rebuilds the arguments saved by ``_args_json`` (lists back to tuples)."""
-  tup = lambda x: tuple(x) if isinstance(x, list) else x
-  cfg_cls = AGENTS[d["agent"]].config_cls
-  cfg = cfg_cls(**{k: tup(v) for k, v in d[d["agent"]].items()})
-  fields = {k: tup(v) for k, v in d.items() if k != d["agent"]}
-  return dataclasses.replace(base, **fields, **{d["agent"]: cfg})
-
-
-def given_options(argv: Sequence[str], args) -> frozenset[str]:
-  """The options named on a command line, as field paths (``--ppo.no-anneal-lr`` ->
-  ``ppo.anneal_lr``), so that ``--resume`` can tell a repeated default from an
-  option left out."""
-  known = {f.name for f in dataclasses.fields(args)}
-  known |= {f"{a}.{f.name}" for a in AGENTS for f in dataclasses.fields(getattr(args, a))}
-  names = set()
-  for token in argv:
-    if not token.startswith("--"):
-      continue
-    name = token[2:].split("=", 1)[0].replace("-", "_")
-    head, dot, last = name.rpartition(".")
-    if name not in known and last.startswith("no_"):
-      name = f"{head}{dot}{last[3:]}"
-    if name in known:
-      names.add(name)
-  return frozenset(names)
-
-
-# Options a resumed run takes from the new command line (they change no result).
-RESUME_OUTPUT_OPTIONS = ("resume", "out", "overwrite", "progress", "tensorboard",
-                         "wandb_project", "stall_timeout", "distributed",
-                         "coordinator_address", "num_processes", "process_id")
-# Options a resumed run may change: a longer run, other chunks (chunking changes no value).
-RESUME_CHANGES = ("total_timesteps", "checkpoint_every")
-
-
-def _option(name: str) -> str:
-  return "--" + name.replace("_", "-")
-
-
-def _resume_conflicts(args, saved, given: frozenset[str] | None) -> list[str]:
-  """``--name value (saved run: value)`` for each option given that differs from the saved run."""
-  defaults = type(args)()
-  agent = saved.agent
-  pairs = [(f.name, f.name, args, saved, defaults) for f in dataclasses.fields(TrainArgs)
-           if f.name not in RESUME_OUTPUT_OPTIONS + RESUME_CHANGES]
-  pairs += [(f"{agent}.{f.name}", f.name, getattr(args, agent), getattr(saved, agent),
-             getattr(defaults, agent))
-            for f in dataclasses.fields(getattr(args, agent)) if f.name != "total_timesteps"]
-  out = []
-  for path, name, new, old, default in pairs:
-    value, saved_value = getattr(new, name), getattr(old, name)
-    was_given = (given is not None and path in given) or value != getattr(default, name)
-    if was_given and value != saved_value:
-      out.append(f"{_option(path)} {value!r} (saved run: {saved_value!r})")
-  return out
-
-
-def merge_resumed_args(args, saved, given: frozenset[str] | None = None):
-  """The saved run's arguments, with the new command line's output options and
-  ``RESUME_CHANGES``; a ``UsageError`` for any other difference."""
-  conflicts = _resume_conflicts(args, saved, given)
-  if conflicts:
-    raise UsageError(
-        f"--resume: the saved run was started with other options: {'; '.join(conflicts)}. "
-        "Only --total-timesteps (longer), --checkpoint-every and output options may change; "
-        "start a new run with another --out to change the others")
-  defaults = type(args)()
-  changes = {name: getattr(args, name) for name in RESUME_CHANGES
-             if (given is not None and name in given) or
-             getattr(args, name) != getattr(defaults, name)}
-  total = changes.get("total_timesteps", saved.total_timesteps)
-  if total < saved.total_timesteps:
-    raise UsageError(f"--resume: --total-timesteps {total} is shorter than the saved run's "
-                     f"{saved.total_timesteps}; a resumed run can only be made longer")
-  merged = dataclasses.replace(saved, **changes,
-                               **{n: getattr(args, n) for n in RESUME_OUTPUT_OPTIONS})
-  config = dataclasses.replace(getattr(saved, saved.agent), total_timesteps=total)
-  return dataclasses.replace(merged, out=args.resume, **{saved.agent: config})
-
-
-def check_resume_record(meta: dict, step: int) -> None:
-  """``ValueError`` unless a checkpoint's JSON record is the CLI's and names its own step."""
-  if not isinstance(meta.get("args"), dict) or "agent" not in meta["args"]:
-    raise ValueError("its record holds no saved arguments")
-  if meta.get("next_update") != step:
-    raise ValueError(f"its record says update {meta.get('next_update')!r}, not {step}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """A run, resolved and validated from the arguments before anything compiles."""
@@ -568,16 +470,19 @@ def _resumed_args(args, given: frozenset[str] | None, err: Console
     raise UsageError(f"--resume: no checkpoints in {ckpt_dir} (run with --checkpoint-every K)")
   ckpt = checkpoint.Checkpointer(ckpt_dir)
   try:
-    meta, step, _ = ckpt.newest_meta(check_resume_record)
+    meta, step, _ = ckpt.newest_meta(resume.check_record)
   finally:
     ckpt.close()
   try:
-    saved = _args_from_json(meta["args"], args)
+    saved = resume.args_from_json(meta["args"], args)
   except (KeyError, TypeError, ValueError) as e:
     raise checkpoint.CheckpointError(
         f"checkpoint {step} in {ckpt_dir}: its saved arguments do not fit this version of "
         f"rewardjax ({checkpoint.first_line(e)})") from e
-  merged = merge_resumed_args(args, saved, given)
+  try:
+    merged = resume.merge(args, saved, given)
+  except ValueError as e:
+    raise UsageError(str(e)) from e
   err.print(Text(f"resuming {resume_dir} from update {step}", style="dim"))
   return merged, resume_dir
 
@@ -772,7 +677,7 @@ def _chunk_functions(trainer, sweep: bool):
 def _restore(plan: Plan, ckpt: checkpoint.Checkpointer, like, err: Console
              ) -> checkpoint.Restored:
   """The newest intact checkpoint; each damaged newer one is set aside with a warning."""
-  restored = ckpt.restore_newest_intact(like, check_resume_record)
+  restored = ckpt.restore_newest_intact(like, resume.check_record)
   for step, why in restored.broken:
     where = ckpt.directory / str(step)
     if plan.writes:
@@ -824,7 +729,7 @@ def _train_in_chunks(plan: Plan, trainer, keys, hparams, progress: Progress, tas
       writer.write(_rows(m, plan.sweep))
       start += n
       ckpt.save(start, runner, checkpoint.concat_metrics(parts, axis=-1),
-                meta={"args": _args_json(plan.args), "next_update": start})
+                meta={"args": resume.args_json(plan.args), "next_update": start})
       watch.heartbeat.beat()
   train_s = time.perf_counter() - t_train
   ckpt.close()
@@ -850,8 +755,8 @@ def train(plan: Plan, err: Console, watch: Watch | None = None,
   writer = writers.Writers()
   if plan.writes:
     writer = writers.make(labels, tensorboard=plan.args.tensorboard,
-                          wandb_project=plan.args.wandb_project, config=_args_json(plan.args),
-                          name=plan.out_dir.name)
+                          wandb_project=plan.args.wandb_project,
+                          config=resume.args_json(plan.args), name=plan.out_dir.name)
   # Host arrays: under --distributed every process passes the same values.
   hparams = ({k: np.asarray([s[k] for s in plan.settings], np.float32)
               for k in plan.settings[0]} if plan.sweep else None)
@@ -1040,7 +945,7 @@ def _stalled_message(plan: Plan, stalled: watchdog.Stalled) -> str:
 def run(args, console: Console | None = None, given: frozenset[str] | None = None) -> int:
   """Resolves, trains and reports; returns the exit status.
 
-  ``given``: the option names on the command line (``given_options``), which
+  ``given``: the option names on the command line (``resume.given_options``), which
   ``--resume`` compares with the saved run; ``None`` compares non-default values.
   """
   console = console or Console()
@@ -1081,11 +986,11 @@ def start_distributed(args) -> None:
       raise UsageError(f"--distributed: ${name} must be an integer, got "
                        f"{os.environ[name]!r}") from None
 
+  num_processes = from_env(args.num_processes, "JAX_NUM_PROCESSES")
+  process_id = from_env(args.process_id, "JAX_PROCESS_ID")
   try:
-    jax.distributed.initialize(
-        coordinator_address=args.coordinator_address,
-        num_processes=from_env(args.num_processes, "JAX_NUM_PROCESSES"),
-        process_id=from_env(args.process_id, "JAX_PROCESS_ID"))
+    jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
   except (RuntimeError, ValueError) as e:
     raise UsageError(f"--distributed: {checkpoint.first_line(e, 400)}") from e
 
@@ -1120,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # tyro exits on --help and on malformed arguments (after printing why);
     # return the status instead so that main() can be called from Python.
     return e.code if isinstance(e.code, int) else int(e.code is not None)
-  code = _run_reporting_errors(args, given_options(raw[1:], args))
+  code = _run_reporting_errors(args, resume.given_options(raw[1:], args))
   if argv is None and code in (Exit.STALLED, Exit.INTERRUPTED):
     # The console script: training may still be running in XLA, whose threads can
     # abort the interpreter's teardown; end the process at once instead.

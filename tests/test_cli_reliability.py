@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import rewardjax  # pylint: disable=unused-import  (sets XLA flags before JAX starts)
-from rewardjax import checkpoint, cli, run_folder, watchdog
+from rewardjax import checkpoint, cli, resume, run_folder, watchdog
 from rewardjax.agents.ppo import TrainOutput
 from rewardjax.agents.registry import AgentSpec
 
@@ -240,8 +240,8 @@ def test_resume_refuses_conflicting_arguments(reference, tmp_path, capsys):
     assert cli.main(["train", "--resume", str(out), *extra]) == 2, extra
     assert message in one_line(capsys.readouterr().err), extra
   # A repeated default is no conflict when it equals the saved value.
-  assert "ppo.num_envs" in cli.given_options(["--ppo.num-envs", "4"], cli._args_class()())
-  assert cli.given_options(["--no-progress", "--ppo.no-anneal-lr"], cli._args_class()()) == {
+  assert "ppo.num_envs" in resume.given_options(["--ppo.num-envs", "4"], cli._args_class()())
+  assert resume.given_options(["--no-progress", "--ppo.no-anneal-lr"], cli._args_class()()) == {
       "progress", "ppo.anneal_lr"}
 
 
