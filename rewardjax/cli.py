@@ -939,7 +939,7 @@ def _stalled_message(plan: Plan, stalled: watchdog.Stalled) -> str:
   return (f"error: no progress and no CPU use for {stalled.seconds:.0f} s: training is stalled, "
           "most likely by the jaxlib 0.10.2 CPU deadlock (README, 'A CPU deadlock'). Train the "
           "seeds in separate calls (--seeds 1 --seed i), or use a newer jaxlib (Python >= "
-          f"3.12); --stall-timeout 0 disables this check. {_resume_hint(plan)}")
+          f"3.12); --stall-timeout 0 disables this check; {_resume_hint(plan)}")
 
 
 def run(args, console: Console | None = None, given: frozenset[str] | None = None) -> int:

@@ -33,13 +33,8 @@ TINY = ["--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "384",
 
 
 def one_line(text):
+  """Whitespace normalised: rich wraps long lines at the terminal width."""
   return " ".join(text.split())
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch):
-  # rich wraps at the terminal width; keep messages on one line for matching.
-  monkeypatch.setenv("COLUMNS", "400")
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +209,48 @@ def test_no_intact_checkpoint_is_exit_status_4(reference, tmp_path, capsys):
   err = one_line(capsys.readouterr().err)
   assert "no intact checkpoint" in err and "checkpoint 6:" in err and "checkpoint 4:" in err
   assert "Traceback" not in err
+
+
+def edit_record(step_dir: Path, edit):
+  """Edits a checkpoint's JSON record as if it had been saved so (file list updated)."""
+  path = step_dir / "meta" / "metadata"
+  record = json.loads(path.read_text())
+  edit(record)
+  path.write_text(json.dumps(record))
+  (step_dir / checkpoint.FILES).write_text(json.dumps(checkpoint.file_digests(step_dir)))
+
+
+def test_a_record_that_contradicts_its_step_is_skipped(reference, tmp_path):
+  out = copy_run(reference, tmp_path)
+  edit_record(out / "checkpoints" / "6", lambda r: r.update(next_update=5))
+  ckpt = checkpoint.Checkpointer(out / "checkpoints")
+  meta, step, broken = ckpt.newest_meta(resume.check_record)
+  ckpt.close()
+  assert step == 4 and meta["next_update"] == 4
+  assert broken == [(6, "its record says update 5, not 6")]
+
+
+def test_checkpoints_that_do_not_fit_the_saved_arguments_are_exit_status_4(reference, tmp_path,
+                                                                           capsys):
+  out = copy_run(reference, tmp_path)
+  for step in ("4", "6"):    # arguments that give other shapes than the saved state's
+    edit_record(out / "checkpoints" / step, lambda r: r["args"]["ppo"].update(num_envs=8))
+  assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 4
+  err = one_line(capsys.readouterr().err)
+  assert "no intact checkpoint" in err
+  assert "was saved as float32[2, 4], this run has float32[2, 8]" in err
+  assert "Traceback" not in err
+
+
+def test_a_silently_altered_file_is_found_before_orbax_reads_it(reference, tmp_path):
+  out = copy_run(reference, tmp_path)
+  data = next((out / "checkpoints" / "6" / "state" / "d").iterdir())
+  raw = bytearray(data.read_bytes())
+  raw[-1] ^= 0xFF                                    # same size, one byte flipped
+  data.write_bytes(bytes(raw))
+  checkpoint.check_files(out / "checkpoints" / "4")
+  with pytest.raises(ValueError, match="differs from what was saved"):
+    checkpoint.check_files(out / "checkpoints" / "6")
 
 
 @pytest.mark.parametrize("leftover, message", [
