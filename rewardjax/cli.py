@@ -14,8 +14,41 @@ then train in one call or in checkpointed chunks, with a progress bar) and
 ``jax.jit(jax.vmap(train))`` over seeds (and sweep settings); compile time is
 measured separately (``.lower(keys).compile()``). The output folder receives
 ``metrics.csv`` (one row per seed and update), ``summary.json`` and
-``learning_curve.png``. Exit status: 0 on success, 1 if any parameter or reward
-became NaN/inf during training, 2 on bad arguments.
+``learning_curve.png``, each written atomically (a temporary file renamed over
+the old one).
+
+Everything that can be checked is checked before compiling: arguments, reward
+spec, ``--env-kwargs`` against the environment's parameter types, the seed
+range, and the output folder, which is created and test-written; a folder that
+holds another run's results or checkpoints is refused unless ``--overwrite``
+(``--resume`` continues that run instead). A ``--total-timesteps`` that is not
+a whole number of rollouts is rounded down, and the output says to how many.
+
+Exit status (``Exit``):
+
+  0    success
+  1    a bug: an unexpected error, printed with its traceback
+  2    bad arguments or an unusable output folder, found before compiling
+  3    trained, but parameters or rewards became NaN/inf (metrics are written)
+  4    a checkpoint problem: nothing intact to resume from, or a save that failed
+  5    stalled: no progress and no CPU use for ``--stall-timeout`` seconds (the
+       jaxlib 0.10.2 CPU deadlock, README "A CPU deadlock")
+  130  interrupted (Ctrl-C); one line gives the ``--resume`` command when
+       checkpoints exist, and nothing already written is removed
+
+``--resume DIR`` continues a run saved with ``--checkpoint-every`` from its
+newest intact checkpoint (a damaged newer one is renamed ``<step>.broken``
+with a one-line warning), with the saved arguments; ``rewardjax.resume`` says
+which options may change (a longer ``--total-timesteps``, ``--checkpoint-every``,
+output options). Resuming a finished run says so and trains nothing.
+
+``--distributed`` calls ``jax.distributed.initialize`` (coordinator, process
+count and id from ``--coordinator-address`` / ``--num-processes`` /
+``--process-id``, else ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` /
+``JAX_PROCESS_ID``, else the cluster's own variables, e.g. Slurm's) before
+anything touches a JAX backend; the mesh spans every process's devices, every
+process trains and saves checkpoints (orbax coordinates them), and only
+process 0 writes metrics, plot and summary.
 
 A channel whose γ the rewards spec leaves unset follows the agent's ``gamma``,
 so ``--sweep gamma=...`` reaches it (``summary.json`` then gives its ``gamma``
@@ -32,12 +65,16 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import enum
 import inspect
 import itertools
 import json
 import math
+import os
 import re
+import shlex
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -52,8 +89,20 @@ from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
 from rich.table import Table
 from rich.text import Text
 
-from rewardjax import checkpoint, envs, plots, sharding, spec, writers
+from rewardjax import (checkpoint, envs, plots, resume, run_folder, sharding, spec, watchdog,
+                       writers)
 from rewardjax.agents.registry import AGENTS, AgentSpec
+
+
+class Exit(enum.IntEnum):
+  """The command's exit status (module docstring)."""
+  OK = 0
+  BUG = 1
+  USAGE = 2
+  NONFINITE = 3
+  CHECKPOINT = 4
+  STALLED = 5
+  INTERRUPTED = 130
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,13 +141,31 @@ class TrainArgs:
   checkpoint_every: int = 0
   """Run in chunks of K updates and save the full state with orbax after each (0: one call)."""
   resume: str | None = None
-  """Continue a stopped run from its output folder (its checkpoints/ and saved arguments)."""
+  """Continue a stopped run from its output folder (its checkpoints/ and saved arguments;
+  options given again must match them, except a longer --total-timesteps, --checkpoint-every
+  and output options)."""
+  overwrite: bool = False
+  """Replace the results and checkpoints of an earlier run in --out (without it such a
+  folder is refused)."""
+  stall_timeout: float = 300.0
+  """Stop with exit status 5 after this many seconds with no progress and no CPU use (the
+  jaxlib 0.10.2 CPU deadlock; CPU backend only); 0 disables."""
   num_devices: int = 1
   """Split the environments over this many local devices (data-parallel, jax.shard_map)."""
   tensorboard: str | None = None
   """Write TensorBoard scalars (tensorboardX) to this folder, one run per setting and seed."""
   wandb_project: str | None = None
   """Log metrics to this Weights & Biases project (needs the wandb package)."""
+  distributed: bool = False
+  """One process of a multi-process run: jax.distributed.initialize first; the mesh spans
+  every process's devices; only process 0 writes metrics, plot and summary."""
+  coordinator_address: str | None = None
+  """With --distributed: host:port of process 0 (default: $JAX_COORDINATOR_ADDRESS, or
+  detected on Slurm and other clusters)."""
+  num_processes: int | None = None
+  """With --distributed: the number of processes (default: $JAX_NUM_PROCESSES, or detected)."""
+  process_id: int | None = None
+  """With --distributed: this process's index (default: $JAX_PROCESS_ID, or detected)."""
 
 
 def _args_class() -> type:
@@ -131,6 +198,65 @@ def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
   return out
 
 
+def check_env_params(env_params, env_kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+  """``(env_params, env_kwargs)`` with each kwarg that sets a parameter field checked
+  against (and converted to) the type of the field's default, before anything compiles.
+
+  Constructor arguments (DeepSea's ``size``) are left to the constructor. Raises
+  ``UsageError`` naming the field and the expected type, or an episode limit below 1.
+  """
+  if not dataclasses.is_dataclass(env_params):
+    return env_params, env_kwargs
+  defaults = {f.name: f.default for f in dataclasses.fields(env_params)
+              if f.default is not dataclasses.MISSING}
+  checked = dict(env_kwargs)
+  for name, value in env_kwargs.items():
+    default = defaults.get(name)
+    if not isinstance(default, (bool, int, float)):
+      continue
+    try:
+      checked[name] = spec.coerce(name, value, spec.Option(default))
+    except ValueError:
+      expected = {bool: "true or false", int: "an integer", float: "a number"}[type(default)]
+      raise UsageError(f"--env-kwargs {name}={value}: {name} takes {expected} (its default "
+                       f"is {default!r})") from None
+  params = {k: v for k, v in checked.items() if k in defaults}
+  env_params = dataclasses.replace(env_params, **params) if params else env_params
+  limit = getattr(env_params, "max_steps_in_episode", 1)
+  if isinstance(limit, int) and limit < 1:
+    given = " ".join(f"{k}={v}" for k, v in env_kwargs.items())
+    raise UsageError(f"--env-kwargs {given}: max_steps_in_episode must be >= 1 (steps per "
+                     f"episode), got {limit}")
+  return env_params, checked
+
+
+# PRNGKey seeds of a vmapped batch are int32.
+MAX_SEED = 2**31 - 1
+
+
+def check_seeds(first: int, count: int) -> None:
+  """Refuses seeds outside int32 (``jax.random.PRNGKey`` of a vmapped batch)."""
+  if count < 1:
+    raise UsageError(f"--seeds must be >= 1, got {count}")
+  last = first + count - 1
+  if first < -MAX_SEED - 1 or last > MAX_SEED:
+    raise UsageError(
+        f"--seed {first} --seeds {count}: seeds run from {first} to {last}, outside the "
+        f"int32 range of PRNGKey seeds [{-MAX_SEED - 1}, {MAX_SEED}]; use --seed <= "
+        f"{MAX_SEED - count + 1}")
+
+
+def rounding_note(total_timesteps: int, config) -> str | None:
+  """Says how many steps a run trains when ``--total-timesteps`` is not whole rollouts."""
+  batch = config.batch_size
+  trained = config.num_updates * batch
+  if trained == total_timesteps:
+    return None
+  return (f"--total-timesteps {total_timesteps:,} is not a multiple of one rollout "
+          f"({batch:,} env steps): training {config.num_updates:,} updates = {trained:,} env "
+          f"steps per seed (whole-rollout totals nearby: {trained:,} or {trained + batch:,})")
+
+
 def agent_config(args) -> Any:
   """The selected agent's config with the top-level overrides applied."""
   if args.agent not in AGENTS:
@@ -143,8 +269,6 @@ def agent_config(args) -> Any:
   default_steps = cfg_cls().total_timesteps
   if config.total_timesteps != default_steps and config.total_timesteps != args.total_timesteps:
     raise UsageError(f"use --total-timesteps rather than --{args.agent}.total-timesteps")
-  if args.seeds < 1:
-    raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
   return dataclasses.replace(config, total_timesteps=args.total_timesteps)
 
 
@@ -163,11 +287,15 @@ class ProgressTracker:
   seed has reported it.
   """
 
-  def __init__(self, progress: Progress, task, num_seeds: int):
+  def __init__(self, progress: Progress, task, num_seeds: int,
+               heartbeat: watchdog.Heartbeat | None = None):
     self.progress, self.task, self.num_seeds = progress, task, num_seeds
+    self.heartbeat = heartbeat
     self.returns: dict[int, list[float]] = {}
 
   def __call__(self, metrics: dict) -> None:
+    if self.heartbeat is not None:
+      self.heartbeat.beat()
     updates = np.ravel(metrics["update"])
     returns = np.ravel(metrics["episode_return"])
     if updates.size != returns.size:     # unbatched update counter, batched returns
@@ -194,9 +322,10 @@ def scalar_metrics(metrics: dict) -> dict[str, np.ndarray]:
 
 def write_csv(path: Path, seeds: Sequence[int], columns: dict[str, np.ndarray],
               settings: Sequence[str] | None = None) -> None:
-  """One row per seed and update; with ``settings`` (one label per seed row), a sweep's."""
+  """One row per seed and update; with ``settings`` (one label per seed row), a sweep's.
+  Written atomically: ``path`` holds the old file or the complete new one."""
   names = list(columns)
-  with open(path, "w", newline="", encoding="utf-8") as f:
+  with run_folder.atomic_open(path, "w", newline="", encoding="utf-8") as f:
     writer = csv.writer(f)
     writer.writerow((["setting"] if settings is not None else []) + ["seed", *names])
     lists = {k: (v.astype(np.int64) if v.dtype == bool else v).tolist()
@@ -284,22 +413,6 @@ def setting_label(setting: dict[str, float]) -> str:
   return ",".join(f"{k}={v:g}" for k, v in setting.items())
 
 
-def _args_json(args) -> dict:
-  """The run's arguments as JSON (saved with checkpoints, for ``--resume``)."""
-  d = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainArgs)}
-  d[args.agent] = dataclasses.asdict(getattr(args, args.agent))
-  return json.loads(json.dumps(d))
-
-
-def _args_from_json(d: dict, base):
-  """Rebuilds the arguments saved by ``_args_json`` (lists back to tuples)."""
-  tup = lambda x: tuple(x) if isinstance(x, list) else x
-  cfg_cls = AGENTS[d["agent"]].config_cls
-  cfg = cfg_cls(**{k: tup(v) for k, v in d[d["agent"]].items()})
-  fields = {k: tup(v) for k, v in d.items() if k != d["agent"]}
-  return dataclasses.replace(base, **fields, **{d["agent"]: cfg})
-
-
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """A run, resolved and validated from the arguments before anything compiles."""
@@ -315,6 +428,7 @@ class Plan:
   out_dir: Path
   mesh: Any                  # None on one device
   resume_dir: Path | None
+  writes: bool = True        # this process writes the outputs (process 0)
 
   @property
   def sweep(self) -> bool:
@@ -323,6 +437,10 @@ class Plan:
   @property
   def chunked(self) -> bool:
     return self.args.checkpoint_every > 0 or self.resume_dir is not None
+
+  @property
+  def checkpoint_dir(self) -> Path:
+    return self.out_dir / run_folder.CHECKPOINTS
 
   @property
   def row_seeds(self) -> list[int]:
@@ -337,20 +455,36 @@ class Plan:
     return [setting_label(st) for st in self.settings for _ in self.seeds]
 
 
-def _resumed_args(args, err: Console) -> tuple[Any, Path | None]:
-  """With ``--resume``, the stopped run's arguments (only output-side options may change)."""
+def _resumed_args(args, given: frozenset[str] | None, err: Console
+                  ) -> tuple[Any, Path | None]:
+  """With ``--resume``, the stopped run's arguments merged with the new command line."""
   if not args.resume:
     return args, None
   resume_dir = Path(args.resume)
-  ckpt_dir = resume_dir / "checkpoints"
+  if args.overwrite:
+    raise UsageError("--resume continues the run in its folder; --overwrite would delete it")
+  if args.out is not None and Path(args.out) != resume_dir:
+    raise UsageError(f"--resume writes to the run's own folder {resume_dir}; leave out --out")
+  ckpt_dir = resume_dir / run_folder.CHECKPOINTS
   if not ckpt_dir.is_dir():
     raise UsageError(f"--resume: no checkpoints in {ckpt_dir} (run with --checkpoint-every K)")
-  meta = checkpoint.Checkpointer(ckpt_dir).read_meta()
-  args = dataclasses.replace(
-      _args_from_json(meta["args"], args), out=str(resume_dir), resume=args.resume,
-      progress=args.progress, tensorboard=args.tensorboard, wandb_project=args.wandb_project)
-  err.print(Text(f"resuming {resume_dir} at update {meta['next_update']}", style="dim"))
-  return args, resume_dir
+  ckpt = checkpoint.Checkpointer(ckpt_dir)
+  try:
+    meta, step, _ = ckpt.newest_meta(resume.check_record)
+  finally:
+    ckpt.close()
+  try:
+    saved = resume.args_from_json(meta["args"], args)
+  except (KeyError, TypeError, ValueError) as e:
+    raise checkpoint.CheckpointError(
+        f"checkpoint {step} in {ckpt_dir}: its saved arguments do not fit this version of "
+        f"rewardjax ({checkpoint.first_line(e)})") from e
+  try:
+    merged = resume.merge(args, saved, given)
+  except ValueError as e:
+    raise UsageError(str(e)) from e
+  err.print(Text(f"resuming {resume_dir} from update {step}", style="dim"))
+  return merged, resume_dir
 
 
 def check_gamma_sweep(settings: list[dict[str, float]], rewards: spec.Rewards,
@@ -365,34 +499,72 @@ def check_gamma_sweep(settings: list[dict[str, float]], rewards: spec.Rewards,
       f"gamma in the rewards spec (e.g. @gamma={config.gamma:g}) to sweep the other channels'")
 
 
-def resolve(args, err: Console) -> Plan:
-  """Arguments -> a validated ``Plan``; every bad argument is a ``UsageError`` here."""
-  args, resume_dir = _resumed_args(args, err)
+def _make_mesh(args):
+  """The device mesh: every process's devices with ``--distributed``; ``None`` on one."""
+  if args.distributed:
+    count = jax.device_count()
+    if args.num_devices not in (1, count):
+      raise UsageError(f"--distributed uses all {count} devices of all processes; "
+                       f"leave out --num-devices {args.num_devices}")
+    return sharding.make_mesh(count)
+  return sharding.make_mesh(args.num_devices) if args.num_devices != 1 else None
+
+
+def _environment(args) -> tuple[Any, Any, dict[str, Any]]:
+  """``(env, env_params, env_kwargs)`` with the kwargs checked against the parameter types."""
+  env_kwargs = parse_env_kwargs(args.env_kwargs)
+  env, env_params = envs.make(args.env, **env_kwargs)
+  env_params, env_kwargs = check_env_params(env_params, env_kwargs)
+  if args.delay_rewards:
+    env = envs.DelayedReward(env)
+  return env, env_params, env_kwargs
+
+
+def _out_dir(args, resume_dir: Path | None, writes: bool) -> Path:
+  """The output folder, created and checked writable (by the writing process)."""
+  out = resume_dir or (Path(args.out) if args.out else default_out(args))
+  if writes:
+    run_folder.prepare(out, overwrite=args.overwrite, resuming=resume_dir is not None)
+    if args.tensorboard:
+      run_folder.check_writable(Path(args.tensorboard), "--tensorboard")
+  return out
+
+
+def resolve(args, err: Console, given: frozenset[str] | None = None) -> Plan:
+  """Arguments -> a validated ``Plan``; every bad argument is a ``UsageError`` here.
+
+  The output folder is prepared last, so that a run refused for any other
+  reason leaves no folder behind.
+  """
+  args, resume_dir = _resumed_args(args, given, err)
   try:
     config = agent_config(args)
+    check_seeds(args.seed, args.seeds)
     agent = AGENTS[args.agent]
-    env_kwargs = parse_env_kwargs(args.env_kwargs)
-    env, env_params = envs.make(args.env, **env_kwargs)
-    if args.delay_rewards:
-      env = envs.DelayedReward(env)
+    env, env_params, env_kwargs = _environment(args)
     rewards = spec.build_rewards(args.rewards, env_id=args.env, env=env,
                                  env_params=env_params, gamma=config.gamma)
     if args.checkpoint_every < 0:
       raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    mesh = sharding.make_mesh(args.num_devices) if args.num_devices != 1 else None
+    if args.stall_timeout < 0:
+      raise UsageError(f"--stall-timeout must be >= 0 (0 disables), got {args.stall_timeout}")
+    mesh = _make_mesh(args)
   except (ValueError, TypeError) as e:
     raise UsageError(str(e)) from e
   if mesh is not None and not agent.supports_mesh:
-    raise UsageError(f"agent {args.agent!r} does not support --num-devices")
+    raise UsageError(f"agent {args.agent!r} does not support --num-devices / --distributed")
   settings = parse_sweep(args.sweep, args.agent, config,
                          agent.sweepable_names(rewards.channels.names))
   check_gamma_sweep(settings, rewards, config)
-  plan = Plan(args, agent, config, env, env_params, env_kwargs, rewards, settings,
-              list(range(args.seed, args.seed + args.seeds)),
-              Path(args.out) if args.out else default_out(args), mesh, resume_dir)
-  if (plan.chunked or plan.sweep) and not agent.trainer:
+  if (args.checkpoint_every > 0 or resume_dir or settings) and not agent.trainer:
     raise UsageError(f"agent {args.agent!r} does not support --sweep / --checkpoint-every")
-  return plan
+  writes = jax.process_index() == 0
+  try:
+    out_dir = _out_dir(args, resume_dir, writes)
+  except run_folder.FolderError as e:
+    raise UsageError(str(e)) from e
+  return Plan(args, agent, config, env, env_params, env_kwargs, rewards, settings,
+              list(range(args.seed, args.seed + args.seeds)), out_dir, mesh, resume_dir, writes)
 
 
 # --------------------------------------------------------------------------- train
@@ -403,6 +575,22 @@ class Trained(NamedTuple):
   metrics: dict[str, np.ndarray]
   compile_s: float
   train_s: float
+  start_update: int = 0      # updates restored from a checkpoint (0: a fresh run)
+
+  @property
+  def updates_trained(self) -> int:
+    """Updates trained by this call (0: a resumed run that had already finished)."""
+    return int(np.shape(self.metrics["update"])[-1]) - self.start_update
+
+
+class Watch(NamedTuple):
+  """What training shares with the thread that supervises it (``watchdog.supervise``)."""
+  heartbeat: watchdog.Heartbeat      # beaten on progress: callbacks, compiles, chunks
+  stop: threading.Event              # set on Ctrl-C or a stall: end between chunks
+
+
+def _new_watch() -> Watch:
+  return Watch(watchdog.Heartbeat(), threading.Event())
 
 
 def _over_grid(fn, seed_axes, setting_axes, sweep: bool):
@@ -442,15 +630,19 @@ def _make_trainer(plan: Plan, tracker: ProgressTracker | None):
 
 def _announce(plan: Plan, err: Console) -> None:
   args, config = plan.args, plan.config
+  note = rounding_note(args.total_timesteps, config)
+  if note:
+    err.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
   err.print(Text(
       f"{args.agent} on {args.env}, rewards {args.rewards!r} (channels "
       f"{', '.join(plan.rewards.channels.names)}), {len(plan.seeds)} seeds"
       f"{f' × {len(plan.settings)} settings' if plan.sweep else ''} × {config.num_updates} "
       f"updates × {config.batch_size} steps"
-      f"{f' on {args.num_devices} devices' if plan.mesh else ''}; compiling...", style="dim"))
+      f"{f' on {plan.mesh.size} devices' if plan.mesh else ''}; compiling...", style="dim"))
 
 
-def _train_once(trainer, keys, hparams, sweep: bool, progress: Progress, task, writer):
+def _train_once(trainer, keys, hparams, sweep: bool, progress: Progress, task, writer,
+                watch: Watch):
   """The whole run in one compiled call: ``(metrics, compile_s, train_s)``."""
   t_compile = time.perf_counter()
   # Without a sweep, train(key) alone: agents need not take hparams.
@@ -458,6 +650,7 @@ def _train_once(trainer, keys, hparams, sweep: bool, progress: Progress, task, w
   train_all = _over_grid(trainer, (0, None), (None, 0), sweep) if sweep else jax.vmap(trainer)
   compiled = jax.jit(train_all).lower(*args_in).compile()
   compile_s = time.perf_counter() - t_compile
+  watch.heartbeat.beat()
   t_train = time.perf_counter()
   with progress:
     progress.start_task(task)
@@ -481,73 +674,114 @@ def _chunk_functions(trainer, sweep: bool):
   return cache, get
 
 
-def _first_runner(plan: Plan, trainer, ckpt, keys, hparams):
-  """``(runner, next update, metrics so far)``: fresh, or restored from the last checkpoint."""
+def _restore(plan: Plan, ckpt: checkpoint.Checkpointer, like, err: Console
+             ) -> checkpoint.Restored:
+  """The newest intact checkpoint; each damaged newer one is set aside with a warning."""
+  restored = ckpt.restore_newest_intact(like, resume.check_record)
+  for step, why in restored.broken:
+    where = ckpt.directory / str(step)
+    if plan.writes:
+      where = ckpt.set_aside(step)
+    err.print(Text(f"warning: checkpoint {step} is damaged ({why}); set aside as {where}, "
+                   f"resuming from checkpoint {restored.step}", style="yellow"), soft_wrap=True)
+  return restored
+
+
+def _first_runner(plan: Plan, trainer, ckpt, keys, hparams, err: Console):
+  """``(runner, next update, metrics so far)``: fresh, or restored from the newest intact
+  checkpoint."""
   init_all = jax.jit(_over_grid(trainer.init, (0, None), (None, 0), plan.sweep))
   if plan.resume_dir is None:
     return init_all(keys, hparams), 0, []
-  runner, done, meta = ckpt.restore(jax.eval_shape(init_all, keys, hparams))
-  return runner, int(meta["next_update"]), [done] if done else []
+  restored = _restore(plan, ckpt, jax.eval_shape(init_all, keys, hparams), err)
+  return restored.state, restored.step, [restored.metrics] if restored.metrics else []
 
 
-def _train_in_chunks(plan: Plan, trainer, keys, hparams, progress: Progress, task, writer):
-  """Chunks of ``--checkpoint-every`` updates, each saved with orbax: ``(metrics,
-  compile_s, train_s)``; resumes from ``plan.resume_dir``."""
+def _train_in_chunks(plan: Plan, trainer, keys, hparams, progress: Progress, task, writer,
+                     watch: Watch, err: Console) -> Trained:
+  """Chunks of ``--checkpoint-every`` updates, each saved with orbax; resumes from
+  ``plan.resume_dir``. Stops between chunks once ``watch.stop`` is set."""
   num_updates = plan.config.num_updates
   every = plan.args.checkpoint_every or num_updates
-  ckpt = checkpoint.Checkpointer(plan.out_dir / "checkpoints")
+  ckpt = checkpoint.Checkpointer(plan.checkpoint_dir)
   cache, chunk_fn = _chunk_functions(trainer, plan.sweep)
   t_compile = time.perf_counter()
-  runner, start, parts = _first_runner(plan, trainer, ckpt, keys, hparams)
+  runner, start, parts = _first_runner(plan, trainer, ckpt, keys, hparams, err)
+  first = start
+  if start >= num_updates:     # a finished run: nothing to compile or train
+    ckpt.close()
+    return Trained(_rows(checkpoint.concat_metrics(parts, axis=-1), plan.sweep), 0.0, 0.0, start)
   n0 = min(every, num_updates - start)
-  if n0 > 0:
-    cache[n0] = chunk_fn(n0).lower(runner, jnp.int32(start), hparams).compile()
+  cache[n0] = chunk_fn(n0).lower(runner, jnp.int32(start), hparams).compile()
   compile_s = time.perf_counter() - t_compile
+  watch.heartbeat.beat()
   t_train = time.perf_counter()
   with progress:
     progress.start_task(task)
     progress.update(task, completed=start)
-    while start < num_updates:
+    while start < num_updates and not watch.stop.is_set():
       n = min(every, num_updates - start)
       runner, m = chunk_fn(n)(runner, jnp.int32(start), hparams)
       m = jax.device_get(m)
+      if watch.stop.is_set():
+        break
       parts.append(m)
       writer.write(_rows(m, plan.sweep))
       start += n
       ckpt.save(start, runner, checkpoint.concat_metrics(parts, axis=-1),
-                meta={"args": _args_json(plan.args), "next_update": start})
+                meta={"args": resume.args_json(plan.args), "next_update": start})
+      watch.heartbeat.beat()
   train_s = time.perf_counter() - t_train
   ckpt.close()
-  return checkpoint.concat_metrics(parts, axis=-1), compile_s, train_s
+  metrics = _rows(checkpoint.concat_metrics(parts, axis=-1), plan.sweep)
+  return Trained(metrics, compile_s, train_s, first)
 
 
-def train(plan: Plan, err: Console) -> Trained:
+def train(plan: Plan, err: Console, watch: Watch | None = None,
+          progress: Progress | None = None) -> Trained:
   """Builds the agent's ``train``, compiles it and trains every seed and setting."""
-  progress = _progress_bar(err, plan.args.progress)
+  watch = watch or _new_watch()
+  progress = progress or _progress_bar(err, plan.args.progress and plan.writes)
   # Started after compiling, so elapsed time and ETA measure training alone.
   task = progress.add_task("", total=plan.config.num_updates, start=False)
   tracker = None
   if plan.args.progress and plan.agent.reports_progress:
     # The callback reports once per seed and setting.
-    tracker = ProgressTracker(progress, task, len(plan.row_seeds))
+    tracker = ProgressTracker(progress, task, len(plan.row_seeds), watch.heartbeat)
   trainer = _make_trainer(plan, tracker)
   _announce(plan, err)
   labels = ([f"{st}/seed{sd}" for st, sd in zip(plan.row_settings, plan.row_seeds)]
             if plan.sweep else [f"seed{sd}" for sd in plan.seeds])
-  writer = writers.make(labels, tensorboard=plan.args.tensorboard,
-                        wandb_project=plan.args.wandb_project, config=_args_json(plan.args),
-                        name=plan.out_dir.name)
-  hparams = ({k: jnp.asarray([s[k] for s in plan.settings], jnp.float32)
+  writer = writers.Writers()
+  if plan.writes:
+    writer = writers.make(labels, tensorboard=plan.args.tensorboard,
+                          wandb_project=plan.args.wandb_project,
+                          config=resume.args_json(plan.args), name=plan.out_dir.name)
+  # Host arrays: under --distributed every process passes the same values.
+  hparams = ({k: np.asarray([s[k] for s in plan.settings], np.float32)
               for k in plan.settings[0]} if plan.sweep else None)
-  keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(plan.seeds))
+  keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(plan.seeds)))
   if plan.chunked:
-    metrics, compile_s, train_s = _train_in_chunks(plan, trainer, keys, hparams, progress,
-                                                   task, writer)
+    trained = _train_in_chunks(plan, trainer, keys, hparams, progress, task, writer, watch, err)
   else:
     metrics, compile_s, train_s = _train_once(trainer, keys, hparams, plan.sweep, progress,
-                                              task, writer)
+                                              task, writer, watch)
+    trained = Trained(_rows(metrics, plan.sweep), compile_s, train_s)
   writer.close()
-  return Trained(_rows(metrics, plan.sweep), compile_s, train_s)
+  return trained
+
+
+def _train_watched(plan: Plan, err: Console) -> Trained:
+  """``train`` in a worker thread under the stall watchdog (``watchdog.supervise``)."""
+  watch = _new_watch()
+  progress = _progress_bar(err, plan.args.progress and plan.writes)
+  # The deadlock is the CPU backend's; on an accelerator a quiet host thread is normal.
+  timeout = plan.args.stall_timeout if jax.default_backend() == "cpu" else 0.0
+  try:
+    return watchdog.supervise(lambda: train(plan, err, watch, progress),
+                              heartbeat=watch.heartbeat, stall_timeout=timeout, stop=watch.stop)
+  finally:
+    progress.stop()
 
 
 # --------------------------------------------------------------------------- report
@@ -582,8 +816,10 @@ def _plot(plan: Plan, returns: Returns) -> None:
     curves = {args.rewards: (returns.env_steps, returns.curves)}
   # Per-update returns are noisy; a short moving average (1% of the run) keeps
   # the trend readable without hiding when learning happened.
-  plots.plot_learning_curves(curves, plan.out_dir / "learning_curve.png", title=title,
-                             smooth=max(1, returns.curves.shape[1] // 100))
+  figure = plots.plot_learning_curves(curves, title=title,
+                                      smooth=max(1, returns.curves.shape[1] // 100))
+  with run_folder.atomic_open(plan.out_dir / "learning_curve.png", "wb") as f:
+    figure.savefig(f, format="png")
 
 
 def _channels_summary(plan: Plan) -> dict:
@@ -595,9 +831,15 @@ def _channels_summary(plan: Plan) -> dict:
       channels.names, channels.coefs, channels.gammas, channels.episodic)}
 
 
+def _steps_per_second(plan: Plan, trained: Trained, env_steps: np.ndarray) -> float:
+  """Env steps per second of the updates trained by this call (all rows together)."""
+  start = trained.start_update
+  steps = int(env_steps[-1]) - (int(env_steps[start - 1]) if start else 0)
+  return steps * len(plan.row_seeds) / trained.train_s
+
+
 def _summary(plan: Plan, trained: Trained, returns: Returns, nonfinite, wall_s: float) -> dict:
   args, final = plan.args, returns.final
-  total_steps = int(returns.env_steps[-1]) * len(plan.row_seeds)
   summary = {
       "agent": args.agent,
       "env": args.env,
@@ -618,12 +860,13 @@ def _summary(plan: Plan, trained: Trained, returns: Returns, nonfinite, wall_s: 
       "compile_seconds": trained.compile_s,
       "train_seconds": trained.train_s,
       "wall_clock_seconds": wall_s,
-      "env_steps_per_second": total_steps / trained.train_s,
+      "env_steps_per_second": _steps_per_second(plan, trained, returns.env_steps),
+      "resumed_at_update": trained.start_update,
       "nonfinite": None if nonfinite is None else
                    {"update": nonfinite[0], "env_steps": nonfinite[1],
                     "seeds": [plan.row_seeds[i] for i in nonfinite[2]]},
       "device": str(jax.devices()[0]),
-      "num_devices": args.num_devices,
+      "num_devices": 1 if plan.mesh is None else plan.mesh.size,
       "jax_version": jax.__version__,
   }
   if plan.sweep:
@@ -633,30 +876,36 @@ def _summary(plan: Plan, trained: Trained, returns: Returns, nonfinite, wall_s: 
   return summary
 
 
-def report(plan: Plan, trained: Trained, t_start: float, console: Console,
-           err: Console) -> int:
-  """Writes metrics.csv, learning_curve.png and summary.json, prints the summary;
-  returns the exit status (1 if NaN/inf appeared)."""
-  metrics, out_dir = trained.metrics, plan.out_dir
-  out_dir.mkdir(parents=True, exist_ok=True)
-  write_csv(out_dir / "metrics.csv", plan.row_seeds, scalar_metrics(metrics),
+def _write_outputs(plan: Plan, trained: Trained, returns: Returns, summary: dict) -> None:
+  """metrics.csv, learning_curve.png and summary.json, each written atomically."""
+  out_dir = plan.out_dir
+  write_csv(out_dir / "metrics.csv", plan.row_seeds, scalar_metrics(trained.metrics),
             settings=plan.row_settings)
-  returns = episode_returns(metrics)
   _plot(plan, returns)
-  nonfinite = first_nonfinite(metrics)
-  summary = _summary(plan, trained, returns, nonfinite, time.perf_counter() - t_start)
-  with open(out_dir / "summary.json", "w", encoding="utf-8") as f:
+  with run_folder.atomic_open(out_dir / "summary.json", "w", encoding="utf-8") as f:
     json.dump(_json_safe(summary), f, indent=2)
     f.write("\n")
 
+
+def report(plan: Plan, trained: Trained, t_start: float, console: Console,
+           err: Console) -> int:
+  """Writes metrics.csv, learning_curve.png and summary.json (process 0), prints the
+  summary; returns the exit status (``Exit.NONFINITE`` if NaN/inf appeared)."""
+  returns = episode_returns(trained.metrics)
+  nonfinite = first_nonfinite(trained.metrics)
+  summary = _summary(plan, trained, returns, nonfinite, time.perf_counter() - t_start)
+  if plan.writes:
+    _write_outputs(plan, trained, returns, summary)
   row_names = ([f"{a} {b}" for a, b in zip(plan.row_settings, plan.row_seeds)] if plan.sweep
                else plan.row_seeds)
   console.print(summary_table(row_names, returns.final, returns.best, returns.episodes))
+  resumed = f" · resumed at update {trained.start_update}" if trained.start_update else ""
   console.print(
       f"compile {trained.compile_s:.1f} s · train {trained.train_s:.1f} s · "
-      f"{summary['env_steps_per_second']:,.0f} env steps/s · outputs in {out_dir}/")
+      f"{summary['env_steps_per_second']:,.0f} env steps/s{resumed} · outputs in "
+      f"{plan.out_dir}/")
   if nonfinite is None:
-    return 0
+    return Exit.OK
   update, steps, bad = nonfinite
   err.print(
       f"[bold red]error:[/bold red] non-finite values (NaN/inf) in the agent's parameters "
@@ -664,45 +913,145 @@ def report(plan: Plan, trained: Trained, t_start: float, console: Console,
       f"{', '.join(str(row_names[i]) for i in bad)}. Results after that point are "
       f"meaningless; lower the learning rate (--{plan.args.agent}.lr) or check the reward "
       "scales and progress functions.")
-  return 1
+  return Exit.NONFINITE
 
 
-def run(args, console: Console | None = None) -> int:
-  """Resolves, trains and reports; returns the exit status."""
+# --------------------------------------------------------------------------- run
+
+
+def _newest_checkpoint(plan: Plan) -> int | None:
+  """The newest complete checkpoint's update on disk (orbax names them by step)."""
+  folder = plan.checkpoint_dir
+  steps = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+  return max(steps, default=None)
+
+
+def _resume_hint(plan: Plan) -> str:
+  """How to continue a stopped run, in one line."""
+  step = _newest_checkpoint(plan)
+  if step is None:
+    return "no checkpoint was saved (a run saved every K updates with --checkpoint-every K resumes)"
+  return (f"continue from update {step} of {plan.config.num_updates} with: "
+          f"rewardjax train --resume {shlex.quote(str(plan.out_dir))}")
+
+
+def _stalled_message(plan: Plan, stalled: watchdog.Stalled) -> str:
+  return (f"error: no progress and no CPU use for {stalled.seconds:.0f} s: training is stalled, "
+          "most likely by the jaxlib 0.10.2 CPU deadlock (README, 'A CPU deadlock'). Train the "
+          "seeds in separate calls (--seeds 1 --seed i), or use a newer jaxlib (Python >= "
+          f"3.12); --stall-timeout 0 disables this check; {_resume_hint(plan)}")
+
+
+def run(args, console: Console | None = None, given: frozenset[str] | None = None) -> int:
+  """Resolves, trains and reports; returns the exit status.
+
+  ``given``: the option names on the command line (``resume.given_options``), which
+  ``--resume`` compares with the saved run; ``None`` compares non-default values.
+  """
   console = console or Console()
   err = Console(stderr=True)
   t_start = time.perf_counter()
-  plan = resolve(args, err)
-  return report(plan, train(plan, err), t_start, console, err)
+  plan = resolve(args, err, given)
+  if not plan.writes:
+    console = Console(quiet=True)
+  try:
+    trained = _train_watched(plan, err)
+  except watchdog.Stalled as e:
+    err.print(Text(_stalled_message(plan, e)), soft_wrap=True)
+    return Exit.STALLED
+  except KeyboardInterrupt:
+    err.print(Text(f"interrupted; {_resume_hint(plan)}"), soft_wrap=True)
+    return Exit.INTERRUPTED
+  if trained.updates_trained == 0:
+    console.print(Text(
+        f"{plan.out_dir} is finished: all {plan.config.num_updates} updates were trained; "
+        "nothing to do (resume with a larger --total-timesteps to train longer)"),
+        soft_wrap=True)
+    return Exit.OK
+  return report(plan, trained, t_start, console, err)
+
+
+def start_distributed(args) -> None:
+  """``jax.distributed.initialize`` with the flags, else ``JAX_*`` variables, else what
+  JAX detects (Slurm, MPI, TPU pods); must run before anything starts a JAX backend."""
+  if jax.distributed.is_initialized():     # e.g. by a script that then calls main()
+    return
+
+  def from_env(value, name):
+    if value is not None or not os.environ.get(name):
+      return value
+    try:
+      return int(os.environ[name])
+    except ValueError:
+      raise UsageError(f"--distributed: ${name} must be an integer, got "
+                       f"{os.environ[name]!r}") from None
+
+  num_processes = from_env(args.num_processes, "JAX_NUM_PROCESSES")
+  process_id = from_env(args.process_id, "JAX_PROCESS_ID")
+  try:
+    jax.distributed.initialize(coordinator_address=args.coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+  except (RuntimeError, ValueError) as e:
+    raise UsageError(f"--distributed: {checkpoint.first_line(e, 400)}") from e
+
+
+def _parse(raw: list[str]):
+  """The ``train`` arguments (``SystemExit`` on --help and malformed arguments)."""
+  if raw[:1] == ["train"]:
+    # tyro.cli on the class itself: errors name options without the wrapper that
+    # subcommand_cli_from_dict adds (``__tyro-dummy-inner__``).
+    return tyro.cli(_args_class(), prog="rewardjax train", args=raw[1:])
+  return tyro.extras.subcommand_cli_from_dict(
+      {"train": _args_class()}, prog="rewardjax", args=raw,
+      description="rewardjax: reinforcement learning with intrinsic and shaped rewards.")
+
+
+def _error(message: str, prefix: str = "error:") -> None:
+  Console(stderr=True).print(f"[bold red]{prefix}[/bold red]", Text(message), soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Entry point of the ``rewardjax`` console script; returns the exit status."""
+  """Entry point of the ``rewardjax`` console script; returns the exit status (``Exit``)."""
   raw = list(sys.argv[1:] if argv is None else argv)
   if sum(a == "--sweep" or a.startswith("--sweep=") for a in raw) > 1:
     # tyro keeps only the last occurrence of a repeated option: refuse rather than
     # silently dropping a sweep.
-    Console(stderr=True).print(
-        "[bold red]error:[/bold red]",
-        Text("--sweep given more than once; list every assignment after one --sweep, "
-             "e.g. --sweep ppo.lr=1e-3,3e-4 novelty.coef=0.1,1"))
-    return 2
+    _error("--sweep given more than once; list every assignment after one --sweep, "
+           "e.g. --sweep ppo.lr=1e-3,3e-4 novelty.coef=0.1,1")
+    return Exit.USAGE
   try:
-    args = tyro.extras.subcommand_cli_from_dict(
-        {"train": _args_class()}, prog="rewardjax", args=argv,
-        description="rewardjax: reinforcement learning with intrinsic and shaped rewards.")
+    args = _parse(raw)
   except SystemExit as e:
     # tyro exits on --help and on malformed arguments (after printing why);
     # return the status instead so that main() can be called from Python.
     return e.code if isinstance(e.code, int) else int(e.code is not None)
+  code = _run_reporting_errors(args, resume.given_options(raw[1:], args))
+  if argv is None and code in (Exit.STALLED, Exit.INTERRUPTED):
+    # The console script: training may still be running in XLA, whose threads can
+    # abort the interpreter's teardown; end the process at once instead.
+    watchdog.end_process(code)
+  return code
+
+
+def _run_reporting_errors(args, given: frozenset[str]) -> int:
+  """``run``, with the errors a user can act on printed in one line and mapped to ``Exit``."""
   try:
-    return run(args)
+    if args.distributed:
+      start_distributed(args)
+    return run(args, given=given)
   except UsageError as e:
-    # Setup errors (unknown env, bad spec or hyperparameters) are the user's to
-    # fix; a traceback would only bury the message. Errors during compilation
-    # or training keep their traceback.
-    Console(stderr=True).print("[bold red]error:[/bold red]", Text(str(e)))
-    return 2
+    # Setup errors (unknown env, bad spec or hyperparameters, unusable --out) are
+    # the user's to fix; a traceback would only bury the message. Errors during
+    # compilation or training keep their traceback (exit status 1).
+    _error(str(e))
+    return Exit.USAGE
+  except checkpoint.CheckpointError as e:
+    _error(f"{e}. Start the run again with --overwrite, or resume another folder.",
+           "checkpoint error:")
+    return Exit.CHECKPOINT
+  except KeyboardInterrupt:
+    _error("stopped outside training; files already written are complete", "interrupted:")
+    return Exit.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ def test_nonfinite_metrics_are_reported_with_the_first_update(fake_agent, tmp_pa
   rc = cli.main(["train", "--agent", "fake", "--fake.nan-from", "3", "--seeds", "3",
                  "--total-timesteps", "1024", "--out", str(out)])
   err = normalized(capsys.readouterr().err)
-  assert rc == 1
+  assert rc == cli.Exit.NONFINITE == 3      # not 1, the status of a crash
   assert "non-finite values (NaN/inf)" in err
   assert "first at update 3 (env step 384) in seed(s) 0, 1, 2" in err
   summary = json.loads((out / "summary.json").read_text())
