@@ -509,14 +509,16 @@ def loss_blowups(loss: np.ndarray, returns: np.ndarray | None, factor: float) ->
 
 
 def entropy_collapses(entropy: np.ndarray, window: int, fraction: float) -> np.ndarray:
-  """``[runs, num_updates]``: entropy within ``fraction`` of 0 from a positive level
-  it held in the ``window`` updates before — a policy turned deterministic in a
-  few updates (a gradual decay, as training converges, is not flagged)."""
-  flags = np.zeros(entropy.shape, bool)
+  """``[runs, num_updates]``: entropy within ``fraction`` of 0, at this update and
+  the next, from a positive level it held in the ``window`` updates before — a
+  policy turned deterministic in a few updates. A gradual decay as training
+  converges is not flagged, nor a Gaussian policy's entropy passing through 0."""
   level = np.where(np.isfinite(entropy), entropy, -np.inf)
-  for t in range(1, entropy.shape[1]):
+  size = np.where(np.isfinite(entropy), np.abs(entropy), np.inf)
+  flags = np.zeros(entropy.shape, bool)
+  for t in range(1, entropy.shape[1] - 1):
     before = np.max(level[:, max(0, t - window):t], axis=1)
-    flags[:, t] = (before > 0) & (np.abs(entropy[:, t]) <= fraction * before)
+    flags[:, t] = (before > 0) & (np.maximum(size[:, t], size[:, t + 1]) <= fraction * before)
   return flags
 
 

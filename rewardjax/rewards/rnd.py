@@ -155,6 +155,20 @@ def rnd_init_obs_stats(obs: Array, batch_ndim: int) -> stats.RunningMoments:
   return stats.moments_update(m, obs, axes=tuple(range(batch_ndim)))
 
 
+def _check_arguments(update_proportion, num_grad_steps, gamma, obs_clip, learning_rate):
+  """``rnd``'s argument checks (``learning_rate`` is None with a custom optimiser)."""
+  if not 0.0 <= update_proportion <= 1.0:
+    raise ValueError(f"rnd: update_proportion must be in [0, 1], got {update_proportion}")
+  if int(num_grad_steps) != num_grad_steps or num_grad_steps < 1:
+    raise ValueError(f"rnd: num_grad_steps must be a positive integer, got {num_grad_steps}")
+  if not 0.0 < gamma <= 1.0:
+    raise ValueError(f"rnd: gamma must be in (0, 1], got {gamma}")
+  if not obs_clip > 0.0:
+    raise ValueError(f"rnd: obs_clip must be positive, got {obs_clip}")
+  if learning_rate is not None and not learning_rate > 0.0:
+    raise ValueError(f"rnd: learning_rate must be positive, got {learning_rate}")
+
+
 def rnd(target_hidden: Sequence[int] = (64, 64),
         predictor_hidden: Sequence[int] = (64, 64, 64),
         output_dim: int = 64,
@@ -206,16 +220,8 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
   Returns:
     A ``RewardModule`` whose state is an ``RNDState``.
   """
-  if not 0.0 <= update_proportion <= 1.0:
-    raise ValueError(f"rnd: update_proportion must be in [0, 1], got {update_proportion}")
-  if int(num_grad_steps) != num_grad_steps or num_grad_steps < 1:
-    raise ValueError(f"rnd: num_grad_steps must be a positive integer, got {num_grad_steps}")
-  if not 0.0 < gamma <= 1.0:
-    raise ValueError(f"rnd: gamma must be in (0, 1], got {gamma}")
-  if not obs_clip > 0.0:
-    raise ValueError(f"rnd: obs_clip must be positive, got {obs_clip}")
-  if optimizer is None and not learning_rate > 0.0:
-    raise ValueError(f"rnd: learning_rate must be positive, got {learning_rate}")
+  _check_arguments(update_proportion, num_grad_steps, gamma, obs_clip,
+                   learning_rate if optimizer is None else None)
   num_grad_steps = int(num_grad_steps)
   update_proportion = float(update_proportion)
   gamma = float(gamma)
