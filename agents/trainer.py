@@ -480,14 +480,6 @@ def _update_numbers(metrics: Mapping[str, Any], num_updates: int) -> np.ndarray:
   return numbers[0].astype(int) if numbers is not None else np.arange(1, num_updates + 1)
 
 
-def _first_flag(flags: np.ndarray) -> tuple[int, list[int]] | None:
-  """``(first update index, runs flagged there)`` for ``flags [runs, num_updates]``."""
-  if not flags.any():
-    return None
-  first = int(np.argmax(flags.any(axis=0)))
-  return first, [int(r) for r in np.flatnonzero(flags[:, first])]
-
-
 def loss_blowups(loss: np.ndarray, returns: np.ndarray | None, factor: float) -> np.ndarray:
   """``[runs, num_updates]``: the loss exceeds ``factor`` times its running range.
 
@@ -522,6 +514,17 @@ def entropy_collapses(entropy: np.ndarray, window: int, fraction: float) -> np.n
   return flags
 
 
+def _first_warning(metrics, values: np.ndarray, flags: np.ndarray,
+                   describe: Callable[[float, int, str], str]) -> str | None:
+  """``describe(size, update, runs)`` at the first update ``flags`` marks, or None."""
+  if not flags.any():
+    return None
+  t = int(np.argmax(flags.any(axis=0)))
+  runs = np.flatnonzero(flags[:, t])
+  update = _update_numbers(metrics, values.shape[1])[t]
+  return describe(float(np.max(np.abs(values[runs, t]))), update, ", ".join(map(str, runs)))
+
+
 def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, window: int = 5,
                         fraction: float = 0.01) -> list[str]:
   """Host-side warnings (numpy, no JAX) for runs that diverged without producing NaN.
@@ -542,21 +545,19 @@ def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, windo
   messages = []
   for name in LOSS_METRICS:
     loss = _updates_by_run(metrics, name)
-    found = None if loss is None else _first_flag(loss_blowups(loss, returns, factor))
-    if found:
-      t, runs = found
-      update = _update_numbers(metrics, loss.shape[1])[t]
-      messages.append(
-          f"{name} jumped to {np.max(np.abs(loss[runs, t])):.3g} at update {update}, over "
-          f"{factor:g}x its running range, in run(s) {', '.join(map(str, runs))}: training "
-          "probably diverged; lower the learning rate")
+    if loss is not None:
+      messages.append(_first_warning(
+          metrics, loss, loss_blowups(loss, returns, factor),
+          lambda size, update, runs, name=name: (
+              f"{name} jumped to {size:.3g} at update {update}, over {factor:g}x its "
+              f"running range, in run(s) {runs}: training probably diverged; lower the "
+              "learning rate")))
   entropy = _updates_by_run(metrics, "entropy")
-  found = None if entropy is None else _first_flag(entropy_collapses(entropy, window, fraction))
-  if found:
-    t, runs = found
-    update = _update_numbers(metrics, entropy.shape[1])[t]
-    messages.append(
-        f"entropy collapsed to {np.max(np.abs(entropy[runs, t])):.3g} at update {update} "
-        f"(within {window} updates) in run(s) {', '.join(map(str, runs))}: the policy "
-        "turned deterministic at once, which a learning rate far too high does; lower it")
-  return messages
+  if entropy is not None:
+    messages.append(_first_warning(
+        metrics, entropy, entropy_collapses(entropy, window, fraction),
+        lambda size, update, runs: (
+            f"entropy collapsed to {size:.3g} at update {update} (within {window} updates) "
+            f"in run(s) {runs}: the policy turned deterministic at once, which a learning "
+            "rate far too high does; lower it")))
+  return [m for m in messages if m]
