@@ -10,7 +10,8 @@ module holds the machinery around it, in this order:
 * metrics: episode statistics, channel means, device reduction, progress;
 * hyperparameters: traced overrides for sweeps, per-device batch sizes;
 * ``Trainer``: the ``lax.scan`` over updates, run whole or in chunks, on one
-  device or under ``shard_map``; ``TrainOutput``, what ``train`` returns.
+  device or under ``shard_map``; ``TrainOutput``, what ``train`` returns;
+* divergence: host-side warnings read from the returned metrics (numpy only).
 """
 
 from __future__ import annotations
@@ -307,6 +308,46 @@ def resolve_hparams(defaults: Mapping[str, Any], hparams: Mapping[str, Any] | No
   return hp
 
 
+# Bounds of every sweepable hyperparameter, the same the configs check before
+# compiling: name -> (low, low included, high); high is included. Any other traced
+# override (``<channel>.coef``) must be finite.
+HPARAM_BOUNDS = {
+    "lr": (0.0, False, math.inf),
+    "clip_eps": (0.0, False, math.inf),
+    "max_grad_norm": (0.0, False, math.inf),
+    "ent_coef": (0.0, True, math.inf),
+    "vf_coef": (0.0, True, math.inf),
+    "gamma": (0.0, False, 1.0),
+    "tau": (0.0, False, 1.0),
+    "gae_lambda": (0.0, True, 1.0),
+    "q_lambda": (0.0, True, 1.0),
+    "eps_start": (0.0, True, 1.0),
+    "eps_end": (0.0, True, 1.0),
+}
+
+
+def invalid_hparams(hparams: Mapping[str, Any] | None) -> jax.Array:
+  """Whether any (possibly traced) override in ``hparams`` is outside ``HPARAM_BOUNDS``.
+
+  Traced values cannot raise inside ``jit``; ``Trainer`` reports this flag as the
+  ``invalid_hparams`` metric and in ``nonfinite`` (a run trained with ``lr < 0``
+  or ``gamma > 1`` is as meaningless as one that produced NaN).
+  """
+  bad = jnp.zeros((), jnp.bool_)
+  for name, value in (hparams or {}).items():
+    v = jnp.asarray(value, jnp.float32)
+    low, low_included, high = HPARAM_BOUNDS.get(name, (-math.inf, True, math.inf))
+    above_low = v >= low if low_included else v > low
+    bad = bad | ~(jnp.isfinite(v) & above_low & (v <= high))
+  return bad
+
+
+def flag_invalid_hparams(metrics: dict, hparams: Mapping[str, Any] | None) -> dict:
+  """Adds ``invalid_hparams`` to an update's ``metrics`` and folds it into ``nonfinite``."""
+  bad = invalid_hparams(hparams)
+  return dict(metrics, invalid_hparams=bad, nonfinite=metrics["nonfinite"] | bad)
+
+
 def sweep_defaults(config, sweepable, channels) -> dict:
   """The values ``train(key, hparams)`` overrides: the config's sweepable fields and
   every channel's ``<name>.coef``."""
@@ -371,7 +412,8 @@ class Trainer:
     the same length reuses one compilation;
   * ``hparams`` (a dict of scalars, possibly traced) overrides the agent's
     sweepable hyperparameters, so ``vmap`` over settings trains a grid in one
-    compiled call;
+    compiled call; an override outside the configs' bounds (``HPARAM_BOUNDS``)
+    sets the ``invalid_hparams`` metric and ``nonfinite``;
   * with a ``mesh`` the functions run under ``shard_map`` (``rewardjax.sharding``):
     runner states then carry a leading ``[num_devices]`` axis and metrics are
     reduced across devices.
@@ -385,9 +427,13 @@ class Trainer:
     self.mesh = mesh
     self.sweepable = tuple(sweepable)
 
+  def _checked_update(self, runner, i, hparams):
+    runner, metrics = self._update(runner, i, hparams)
+    return runner, flag_invalid_hparams(metrics, hparams)
+
   def _scan(self, runner, start, num, hparams):
     steps = jnp.arange(num) if isinstance(start, int) and start == 0 else start + jnp.arange(num)
-    return jax.lax.scan(lambda r, i: self._update(r, i, hparams), runner, steps)
+    return jax.lax.scan(lambda r, i: self._checked_update(r, i, hparams), runner, steps)
 
   def _train_local(self, key, hparams):
     return self._scan(self._init(key, hparams), 0, self.num_updates, hparams)
@@ -412,3 +458,106 @@ class Trainer:
     if self.mesh is None:
       return fn(runner, start, hparams)
     return sharding.shard(fn, self.mesh, (True, False, False))(runner, start, hparams)
+
+
+# ----------------------------------------------------------------- divergence
+
+# Per-update losses whose blow-up means the learner diverged (PPO's critic, the
+# Q-learners' TD loss).
+LOSS_METRICS = ("value_loss", "loss")
+
+
+def _updates_by_run(metrics: Mapping[str, Any], name: str) -> np.ndarray | None:
+  """``metrics[name]`` as float ``[runs, num_updates]`` (leading axes flattened), or None."""
+  if name not in metrics:
+    return None
+  x = np.asarray(metrics[name], np.float64)
+  return x.reshape(-1, x.shape[-1]) if x.ndim else None
+
+
+def _update_numbers(metrics: Mapping[str, Any], num_updates: int) -> np.ndarray:
+  numbers = _updates_by_run(metrics, "update")
+  return numbers[0].astype(int) if numbers is not None else np.arange(1, num_updates + 1)
+
+
+def loss_blowups(loss: np.ndarray, returns: np.ndarray | None, factor: float) -> np.ndarray:
+  """``[runs, num_updates]``: the loss exceeds ``factor`` times its running range.
+
+  The running range is the largest loss of the updates before (the first finite
+  update only sets it), and at least ``(1 + max |episode return| so far)²``, the
+  squared scale of the values being fitted, so a critic whose loss grows with
+  the returns is not flagged. Non-finite entries are left to ``nonfinite``.
+  """
+  finite = np.isfinite(loss)
+  size = np.where(finite, np.abs(loss), 0.0)
+  earlier = np.zeros_like(size)
+  earlier[:, 1:] = np.maximum.accumulate(size, axis=1)[:, :-1]
+  seen = np.zeros_like(finite)
+  seen[:, 1:] = np.cumsum(finite, axis=1)[:, :-1] > 0
+  if returns is not None:
+    r = np.maximum.accumulate(np.where(np.isfinite(returns), np.abs(returns), 0.0), axis=1)
+    earlier = np.maximum(earlier, np.square(1.0 + r))
+  return finite & seen & (size > factor * earlier)
+
+
+def entropy_collapses(entropy: np.ndarray, window: int, fraction: float) -> np.ndarray:
+  """``[runs, num_updates]``: entropy within ``fraction`` of 0, at this update and
+  the next, from a positive level it held in the ``window`` updates before — a
+  policy turned deterministic in a few updates. A gradual decay as training
+  converges is not flagged, nor a Gaussian policy's entropy passing through 0."""
+  level = np.where(np.isfinite(entropy), entropy, -np.inf)
+  size = np.where(np.isfinite(entropy), np.abs(entropy), np.inf)
+  flags = np.zeros(entropy.shape, bool)
+  for t in range(1, entropy.shape[1] - 1):
+    before = np.max(level[:, max(0, t - window):t], axis=1)
+    flags[:, t] = (before > 0) & (np.maximum(size[:, t], size[:, t + 1]) <= fraction * before)
+  return flags
+
+
+def _first_warning(metrics, values: np.ndarray, flags: np.ndarray,
+                   describe: Callable[[float, int, str], str]) -> str | None:
+  """``describe(size, update, runs)`` at the first update ``flags`` marks, or None."""
+  if not flags.any():
+    return None
+  t = int(np.argmax(flags.any(axis=0)))
+  runs = np.flatnonzero(flags[:, t])
+  update = _update_numbers(metrics, values.shape[1])[t]
+  return describe(float(np.max(np.abs(values[runs, t]))), update, ", ".join(map(str, runs)))
+
+
+def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, window: int = 5,
+                        fraction: float = 0.01) -> list[str]:
+  """Host-side warnings (numpy, no JAX) for runs that diverged without producing NaN.
+
+  ``metrics`` is ``TrainOutput.metrics`` (arrays ``[..., num_updates]``; leading
+  axes such as seeds and settings are flattened into "runs", numbered from 0).
+  Two signs of a learning rate far too high (Schulman et al. 2017 monitor the
+  same quantities):
+
+  * a loss (``LOSS_METRICS``) jumps above ``factor`` × its running range
+    (``loss_blowups``);
+  * the policy's ``entropy`` collapses to within ``fraction`` of 0 within
+    ``window`` updates (``entropy_collapses``).
+
+  Returns one message per kind of sign, naming the first update and the runs.
+  """
+  returns = _updates_by_run(metrics, "episode_return")
+  messages = []
+  for name in LOSS_METRICS:
+    loss = _updates_by_run(metrics, name)
+    if loss is not None:
+      messages.append(_first_warning(
+          metrics, loss, loss_blowups(loss, returns, factor),
+          lambda size, update, runs, name=name: (
+              f"{name} jumped to {size:.3g} at update {update}, over {factor:g}x its "
+              f"running range, in run(s) {runs}: training probably diverged; lower the "
+              "learning rate")))
+  entropy = _updates_by_run(metrics, "entropy")
+  if entropy is not None:
+    messages.append(_first_warning(
+        metrics, entropy, entropy_collapses(entropy, window, fraction),
+        lambda size, update, runs: (
+            f"entropy collapsed to {size:.3g} at update {update} (within {window} updates) "
+            f"in run(s) {runs}: the policy turned deterministic at once, which a learning "
+            "rate far too high does; lower it")))
+  return [m for m in messages if m]

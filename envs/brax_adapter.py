@@ -32,14 +32,18 @@ Playground; for new accelerator work prefer ``backend="mjx"`` or those projects.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
 from rewardjax.envs import registry
+
+if TYPE_CHECKING:
+  # gymnax builds jnp arrays when imported, which starts the XLA backend; the
+  # methods below import it on first use so that `import rewardjax` does not.
+  from gymnax.environments import spaces
 
 # brax.envs' registry in brax 0.14 (``fast`` is brax's test environment).
 BRAX_ENVS = ("ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
@@ -105,12 +109,14 @@ class BraxEnv:
     return int(self.brax_env.action_size)
 
   def action_space(self, params=None) -> spaces.Box:
+    from gymnax.environments import spaces  # pylint: disable=g-import-not-at-top
     # brax actions live in [-1, 1]; each environment rescales them to its actuators.
     return spaces.Box(-1.0, 1.0, (self.num_actions,), jnp.float32)
 
   def observation_space(self, params=None) -> spaces.Box:
     # brax's ``observation_size`` runs an eager reset (seconds with the generalized
     # pipeline); tracing one for its shape is enough.
+    from gymnax.environments import spaces  # pylint: disable=g-import-not-at-top
     if self._obs_shape is None:
       self._obs_shape = jax.eval_shape(self.brax_env.reset, jax.random.PRNGKey(0)).obs.shape
     return spaces.Box(-jnp.inf, jnp.inf, self._obs_shape, jnp.float32)

@@ -6,8 +6,6 @@ import dataclasses
 import difflib
 from typing import Any, Callable
 
-import gymnax
-
 # The project's own environments and adapters register factories here:
 # ``factory(**kwargs) -> (env, env_params)``.
 _CUSTOM: dict[str, Callable[..., tuple[Any, Any]]] = {}
@@ -31,12 +29,14 @@ def register_prefix(prefix: str, factory: Callable[..., tuple[Any, Any]],
 
 
 def registered_ids() -> list[str]:
+  import gymnax  # pylint: disable=g-import-not-at-top  (see make)
   prefixed = {p + n for p, (_, names) in _PREFIXES.items() for n in names}
   return sorted(set(gymnax.registered_envs) | set(_CUSTOM) | prefixed)
 
 
 def _split_kwargs(env_id: str, kwargs: dict) -> tuple[dict, dict]:
   """Splits kwargs into constructor arguments and ``EnvParams`` fields."""
+  import gymnax  # pylint: disable=g-import-not-at-top  (see make)
   env, params = gymnax.make(env_id)
   fields = {f.name for f in dataclasses.fields(params)} if dataclasses.is_dataclass(params) else set()
   ctor = {k: v for k, v in kwargs.items() if k not in fields}
@@ -54,6 +54,10 @@ def make(env_id: str, **kwargs) -> tuple[Any, Any]:
   when they name a field of its ``EnvParams`` (``max_steps_in_episode=``), to the
   returned parameters.
   """
+  # gymnax builds jnp arrays when imported, which starts the XLA backend: it is
+  # imported on first use so that `import rewardjax` leaves the backend unstarted
+  # (``jax.distributed.initialize`` must run before the backend starts).
+  import gymnax  # pylint: disable=g-import-not-at-top
   if not isinstance(env_id, str):
     raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
   if env_id in _CUSTOM:

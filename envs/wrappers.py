@@ -13,7 +13,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import spaces
 
 
 class Wrapper:
@@ -101,6 +100,9 @@ class FlattenObservation(Wrapper):
   """Flattens observations (and ``info["final_observation"]``) to 1-D float32."""
 
   def observation_space(self, params=None):
+    # gymnax builds jnp arrays when imported, which starts the XLA backend: it is
+    # imported on first use so that `import rewardjax` leaves the backend unstarted.
+    from gymnax.environments import spaces  # pylint: disable=g-import-not-at-top
     space = self._env.observation_space(params)
     size = 1
     for d in space.shape:

@@ -3,6 +3,9 @@
 Importing rewardjax sets ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
 unless you set that flag yourself (see ``rewardjax._xla_flags``): jaxlib 0.10.x can
 deadlock on CPU when a training function is vmapped over seeds.
+
+Importing rewardjax starts no XLA backend (nothing in the package computes at
+import time), so ``jax.distributed.initialize()`` may follow ``import rewardjax``.
 """
 
 from rewardjax import _xla_flags

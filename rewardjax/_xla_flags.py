@@ -20,7 +20,6 @@ effect and a warning says so.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 
 FLAG_NAME = "--xla_cpu_enable_concurrency_optimized_scheduler"
@@ -28,13 +27,9 @@ FLAG = f"{FLAG_NAME}=false"
 
 
 def _backend_started() -> bool:
-  if "jax" not in sys.modules:
-    return False
-  try:
-    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
-    return bool(getattr(xla_bridge, "_backends", {}))
-  except Exception:  # pragma: no cover - private API moved
-    return False
+  # Importing jax does not start a backend; XLA_FLAGS still counts until one starts.
+  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+  return xla_bridge.backends_are_initialized()
 
 
 def apply() -> bool:

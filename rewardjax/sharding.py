@@ -17,9 +17,9 @@ enters ``data_axis(name)``, and the few reductions above call ``psum`` /
 (so the single-device program contains no collective). A module of your own that
 learns from batch statistics reduces them with these functions.
 
-Multi-host: start one process per host, call ``jax.distributed.initialize()``
-first, then build the mesh over ``jax.devices()`` (all hosts' devices); see
-benchmarks/README.md.
+Several processes (hosts): ``import rewardjax`` starts no XLA backend, so
+``jax.distributed.initialize()`` may follow it; ``make_mesh()`` then spans every
+process's devices (README, "Several hosts"; ``tests/test_distributed.py``).
 """
 
 from __future__ import annotations

@@ -13,11 +13,14 @@ one ordering: a batch's own discounted returns enter the statistics *before*
 the batch is divided by their std (``return_std_update`` then
 ``scale_by_return_std``), as in RND's reference code, baselines'
 ``VecNormalize`` and PureJaxRL's ``NormalizeVecReward``.
+
+``moments_update`` leaves out samples with a NaN or ±inf entry, so one bad
+observation or reward cannot poison the running statistics.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,26 +54,89 @@ def moments_merge(a: RunningMoments, b_mean: Array, b_var: Array,
   return RunningMoments(mean=mean, var=m2 / total, count=total)
 
 
+def finite_samples(x: Array, axes) -> Array:
+  """Whether each sample (an index over the sample ``axes``) has only finite entries.
+
+  Shaped like ``x`` with every other (feature) axis kept at size 1, so it
+  broadcasts against ``x``.
+  """
+  features = tuple(a for a in range(x.ndim) if a not in axes)
+  return jnp.all(jnp.isfinite(x), axis=features, keepdims=True)
+
+
+def count_nonfinite(x: Array) -> Array:
+  """How many entries of ``x`` are NaN or ±inf, on every device when sharded."""
+  return sharding.psum(jnp.sum(~jnp.isfinite(x)))
+
+
+def repair_if(bad: Array, plain, repaired: Callable[[], Any]):
+  """``plain``, or ``repaired()`` where the scalar ``bad`` is true.
+
+  ``repaired`` runs in a ``while_loop`` of zero or one trips, so a program
+  whose inputs are finite is the one XLA compiled before (its fusions, and
+  so its float rounding, unchanged), and ``repaired`` costs nothing then.
+  Under ``vmap`` it runs if any member is bad and is selected per member.
+  Only floating-point leaves are repaired: integer and boolean leaves (step
+  counters) are ``plain``'s, which ``repaired`` must leave as they are.
+  """
+  leaves, tree = jax.tree.flatten(plain)
+  floats = [i for i, x in enumerate(leaves) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+  pick = lambda xs: [xs[i] for i in floats]
+  fixed, _ = jax.lax.while_loop(
+      lambda c: c[1], lambda c: (pick(jax.tree.leaves(repaired())), jnp.zeros_like(bad)),
+      (pick(leaves), bad))
+  for i, x in zip(floats, fixed):
+    leaves[i] = x
+  return jax.tree.unflatten(tree, leaves)
+
+
+def _batch_moments(x: Array, axes, count: int) -> tuple[Array, Array, Array]:
+  """``(mean, var, count)`` of every sample, across devices when sharded."""
+  if sharding.current_axis() is not None:
+    total = sharding.psum(jnp.asarray(count, jnp.float32))
+    mean = sharding.psum(jnp.sum(x, axes)) / total
+    var = sharding.psum(jnp.sum(jnp.square(x - mean), axes)) / total
+    return mean, var, total
+  return jnp.mean(x, axes), jnp.var(x, axes), jnp.asarray(count, jnp.float32)
+
+
+def _finite_batch_moments(m: RunningMoments, x: Array, axes, count: int) -> tuple[Array, Array]:
+  """``m``'s mean and variance merged with the finite samples' moments, which
+  stand for the whole batch (weight ``count``); unchanged if none is finite."""
+  valid = finite_samples(x, axes)
+  num_valid = sharding.psum(jnp.sum(valid, dtype=jnp.float32))
+  denominator = jnp.maximum(num_valid, 1.0)
+  mean = sharding.psum(jnp.sum(jnp.where(valid, x, 0.0), axes)) / denominator
+  var = sharding.psum(jnp.sum(jnp.where(valid, jnp.square(x - mean), 0.0), axes)) / denominator
+  merged = moments_merge(m, mean, var, sharding.psum(jnp.asarray(count, jnp.float32)))
+  return (jnp.where(num_valid > 0, merged.mean, m.mean),
+          jnp.where(num_valid > 0, merged.var, m.var))
+
+
 def moments_update(m: RunningMoments, x: Array, axes=None) -> RunningMoments:
   """Updates moments with samples ``x``, reducing over ``axes``.
 
   By default every leading axis that ``m.mean`` does not have is a sample axis.
   Under sharded training (``rewardjax.sharding``) the samples are every
   device's ``x``: the batch moments are reduced across devices first.
+
+  A sample with a NaN or ±inf entry (``finite_samples``) is left out of the
+  batch's mean and variance, which the finite samples then estimate for the
+  whole batch (the count still grows by the batch size); a batch with no finite
+  sample leaves mean and variance as they were. One bad sample cannot poison
+  the statistics, and finite batches take the plain update (``repair_if``).
   """
   x = jnp.asarray(x, jnp.float32)
   if axes is None:
     axes = tuple(range(x.ndim - m.mean.ndim))
+  axes = tuple(a % x.ndim for a in axes)
   count = 1
   for a in axes:
     count *= x.shape[a]
-  if sharding.current_axis() is not None:
-    total = sharding.psum(jnp.asarray(count, jnp.float32))
-    mean = sharding.psum(jnp.sum(x, axes)) / total
-    var = sharding.psum(jnp.sum(jnp.square(x - mean), axes)) / total
-    return moments_merge(m, mean, var, total)
-  return moments_merge(m, jnp.mean(x, axes), jnp.var(x, axes),
-                       jnp.asarray(count, jnp.float32))
+  plain = moments_merge(m, *_batch_moments(x, axes, count))
+  mean, var = repair_if(count_nonfinite(x) > 0, (plain.mean, plain.var),
+                        lambda: _finite_batch_moments(m, x, axes, count))
+  return RunningMoments(mean, var, plain.count)
 
 
 def moments_std(m: RunningMoments, eps: float = 1e-8) -> Array:

@@ -2,7 +2,10 @@
 
 import inspect
 import re
+import sys
 import textwrap
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +14,8 @@ import pytest
 
 from rewardjax import progress
 from rewardjax.progress import hand_written
+from rewardjax.progress import loader
+from rewardjax.progress.loader import LoadTimeout
 
 # Observations spanning MountainCar's state space: left wall, valley, goal, fast.
 MC_OBS = jnp.array([
@@ -387,3 +392,53 @@ def test_as_potential():
   np.testing.assert_allclose(jax.jit(jax.vmap(weighted))(MC_OBS[:2]).shape, (2,))
   with pytest.raises(ValueError, match="weights"):
     progress.as_potential("mountaincar", weights=[-1.0, 1.0])
+
+
+# ----------------------------------------------------------------------------
+# load: bounded size and time
+# ----------------------------------------------------------------------------
+
+
+def test_load_refuses_an_oversized_source_before_parsing_it(tmp_path):
+  huge = _fn("return jnp.stack([obs[0]])") + "# padding\n" * 400_000     # 4 MB
+  with pytest.raises(ValueError, match=r"over the limit of 65,536 bytes"):
+    progress.load(huge)
+  path = tmp_path / "huge.py"
+  path.write_text(huge)
+  with pytest.raises(ValueError, match=r"MAX_SOURCE_BYTES"):
+    progress.load_file(path)
+  # Just under the limit still loads.
+  fits = _fn("return jnp.stack([obs[0]])")
+  fits += "#" * (loader.MAX_SOURCE_BYTES - len(fits) - 1) + "\n"
+  assert progress.load(fits)(jnp.ones(2)).shape == (1,)
+
+
+@pytest.mark.parametrize("body", [
+    # a Python loop at trace time that would run for hours
+    "total = 0\nfor i in range(10**9):\n  total = total + i\nreturn jnp.stack([obs[0] + total])",
+    # a loop that keeps tracing jnp operations
+    "x = obs[0]\nfor i in range(10**8):\n  x = jnp.sin(x)\nreturn jnp.stack([x])",
+])
+def test_load_stops_at_its_time_limit(body):
+  start = time.monotonic()
+  with pytest.raises(LoadTimeout, match=r"time limit of 1 s"):
+    progress.load(_fn(body), example_obs=jnp.zeros(2), timeout=1.0)
+  assert time.monotonic() - start < 10
+  assert sys.gettrace() is None or "coverage" in type(sys.gettrace()).__module__
+
+
+def test_load_time_limit_works_off_the_main_thread():
+  slow = _fn("for i in range(10**9):\n  obs = obs + 0.0\nreturn obs[:1]")
+  errors = []
+  thread = threading.Thread(target=lambda: errors.append(_raised(slow)))
+  thread.start()
+  thread.join(timeout=60)
+  assert not thread.is_alive() and isinstance(errors[0], LoadTimeout)
+
+
+def _raised(source):
+  try:
+    progress.load(source, example_obs=jnp.zeros(2), timeout=0.5)
+  except ValueError as e:    # LoadTimeout is a ValueError, like every refusal
+    return e
+  return None

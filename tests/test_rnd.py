@@ -358,3 +358,53 @@ def test_paper_setup_channels():
 def test_rejects_bad_hyperparameters(kw):
   with pytest.raises(ValueError):
     rnd(**kw)
+
+
+def _all_finite(tree) -> bool:
+  return all(bool(np.isfinite(np.asarray(x)).all()) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_a_nonfinite_observation_cannot_poison_the_state(bad):
+  module = jitted(rnd(**SMALL))
+  clean = make_batch(jax.random.normal(jax.random.PRNGKey(0), (8, 4, 3)))
+  state = module.init(jax.random.PRNGKey(1), clean)
+  poisoned = clean._replace(next_obs=clean.next_obs.at[2, 1, 0].set(bad))
+  # The bad observation is paid 0; the others keep their finite bonus.
+  r = np.asarray(module.reward(state, poisoned))
+  assert np.isfinite(r).all() and r[2, 1] == 0.0 and (np.delete(r.ravel(), 2 * 4 + 1) > 0).all()
+  state, metrics = module.update(state, poisoned, jax.random.PRNGKey(2))
+  assert _all_finite(state) and _all_finite(metrics)
+  assert float(metrics["nonfinite_inputs"]) == 1.0
+  # Later clean batches give finite rewards, and count no bad input.
+  for k in range(3):
+    r = module.reward(state, clean)
+    assert np.isfinite(np.asarray(r)).all()
+    state, metrics = module.update(state, clean, jax.random.PRNGKey(3 + k))
+    assert _all_finite(state) and float(metrics["nonfinite_inputs"]) == 0.0
+
+
+def test_nonfinite_observations_are_left_out_of_the_statistics():
+  module = jitted(rnd(**SMALL, update_proportion=1.0))
+  obs = jax.random.normal(jax.random.PRNGKey(0), (8, 4, 3))
+  clean = make_batch(obs)
+  state = module.init(jax.random.PRNGKey(1), clean)
+  poisoned = clean._replace(next_obs=obs.at[0, 0, 1].set(jnp.nan).at[5, 3].set(jnp.inf))
+  after, metrics = module.update(state, poisoned, jax.random.PRNGKey(2))
+  assert float(metrics["nonfinite_inputs"]) == 2.0
+  # Observation moments: the 30 finite observations stand for the batch of 32.
+  finite = np.delete(np.asarray(obs).reshape(32, 3), [0, 5 * 4 + 3], axis=0)
+  m = state.obs_moments
+  total = m.count + 32
+  delta = finite.mean(0) - m.mean
+  np.testing.assert_allclose(after.obs_moments.mean, m.mean + delta * 32 / total, rtol=1e-5)
+  np.testing.assert_allclose(
+      after.obs_moments.var,
+      (m.var * m.count + finite.var(0) * 32 + delta**2 * m.count * 32 / total) / total, rtol=1e-5)
+  # A batch with no finite observation leaves the statistics and predictor finite.
+  all_bad = clean._replace(next_obs=jnp.full_like(obs, jnp.nan))
+  state2, metrics = module.update(after, all_bad, jax.random.PRNGKey(3))
+  assert float(metrics["nonfinite_inputs"]) == 32.0 and _all_finite(state2)
+  np.testing.assert_array_equal(state2.obs_moments.mean, after.obs_moments.mean)
+  assert np.all(np.asarray(module.reward(after, all_bad)) == 0.0)
+

@@ -42,6 +42,10 @@ _TRACE_HINTS = (
 )
 
 
+class LoadTimeout(ValueError):
+  """Loading a progress function took longer than its time limit."""
+
+
 def first_line(exc: BaseException) -> str:
   """``TypeName: first line of the message`` of ``exc``."""
   text = str(exc).strip().splitlines()
@@ -81,6 +85,8 @@ def _trace(fn, obs, label: str, where: str):
   """``jax.eval_shape(fn, obs)``; a ``ValueError`` with a hint if it does not trace."""
   try:
     return jax.eval_shape(fn, obs)
+  except LoadTimeout:
+    raise
   except Exception as e:  # pylint: disable=broad-except
     hint = next((h for cls, h in _TRACE_HINTS if isinstance(e, cls)), None)
     problem = hint or f"it raised {first_line(e)}"
@@ -120,6 +126,8 @@ def _run_finite(fn, obs, label: str, where: str) -> np.ndarray:
   """``jax.jit(fn)(obs)`` as NumPy; a ``ValueError`` if it fails or is not finite."""
   try:
     value = np.asarray(jax.jit(fn)(obs))
+  except LoadTimeout:
+    raise
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(
         f"progress function {label!r} traces but fails to run {where}"

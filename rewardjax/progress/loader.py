@@ -6,6 +6,13 @@ entry point, execute the definitions in a namespace whose ``__builtins__`` are
 ``allowlist.SAFE_BUILTINS`` only, and, given an example observation, ``check``
 the function by tracing and running it.
 
+Loading bounds its own cost: a source over ``MAX_SOURCE_BYTES`` is refused
+before it is parsed, and everything after (validation, the top-level
+definitions, the trace and the check) runs under a time limit (``timeout``).
+The limit is checked whenever Python code runs (``_Deadline``), which stops
+Python-level loops such as ``for i in range(10**9)``; a single long call into C
+(``9**9**9``) cannot be interrupted from within the process.
+
 This guards against accidents and obvious misuse in generated code; it is not an
 operating-system sandbox. Run code from an untrusted party in a separate,
 resource-limited process.
@@ -19,7 +26,9 @@ import itertools
 import linecache
 import os
 import re
+import sys
 import textwrap
+import time
 import types
 from typing import Any, Callable
 
@@ -28,6 +37,7 @@ from rewardjax.progress.allowlist import RemoveImports
 from rewardjax.progress.allowlist import SAFE_BUILTINS
 from rewardjax.progress.allowlist import Validator
 from rewardjax.progress.allowlist import strip_annotations
+from rewardjax.progress.checks import LoadTimeout
 from rewardjax.progress.checks import check_for_caller
 from rewardjax.progress.checks import first_line
 from rewardjax.types import Array
@@ -36,7 +46,58 @@ from rewardjax.types import Array
 # linecache entry.
 _counter = itertools.count()
 
+# A progress function is a few dozen lines; a source this large is refused unparsed.
+MAX_SOURCE_BYTES = 64 * 1024
+# Seconds for validation, the top-level definitions, the trace and the check.
+DEFAULT_TIMEOUT_S = 30.0
+
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.S)
+
+
+class _Deadline:
+  """Raises ``LoadTimeout`` in the loading thread once ``seconds`` have passed.
+
+  A ``sys.settrace`` hook checks the clock at every Python call, and at every
+  line of the loaded source (pseudo-files ``<progress …>``), so it works in
+  any thread and leaves signal handlers alone. Python unsets a trace function
+  that raises, so the error is raised once; the caller's hook is restored on exit.
+  """
+
+  def __init__(self, seconds: float, shown: str):
+    self.seconds, self.shown = float(seconds), shown
+
+  def __enter__(self):
+    self.end = time.monotonic() + self.seconds
+    self.previous = sys.gettrace()
+    sys.settrace(self._on_call)
+    return self
+
+  def __exit__(self, *exc):
+    sys.settrace(self.previous)
+
+  def _check(self):
+    if time.monotonic() > self.end:
+      raise LoadTimeout(
+          f"progress source {self.shown}: loading took longer than the time limit of "
+          f"{self.seconds:g} s (validation, definitions and the trace on the example "
+          "observation); a loop over a huge range? Pass timeout= to allow more")
+
+  def _on_line(self, frame, event, arg):
+    self._check()
+    return self._on_line
+
+  def _on_call(self, frame, event, arg):
+    self._check()
+    return self._on_line if frame.f_code.co_filename.startswith("<progress ") else None
+
+
+def _check_size(source: str, shown: str) -> None:
+  size = len(source.encode("utf-8", "surrogatepass"))
+  if size > MAX_SOURCE_BYTES:
+    raise ValueError(
+        f"progress source {shown} is {size:,} bytes, over the limit of "
+        f"{MAX_SOURCE_BYTES:,} bytes (MAX_SOURCE_BYTES); a progress function is a few "
+        "dozen lines: send only the function")
 
 
 def _extract_code(source: str) -> str:
@@ -123,6 +184,8 @@ def _execute(tree: ast.Module, code: str, label: str, shown: str,
   namespace.update(validator.imported)
   try:
     exec(compile(tree, label, "exec"), namespace)  # pylint: disable=exec-used
+  except LoadTimeout:
+    raise
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(
         f"progress source {shown}: evaluating its top-level definitions raised "
@@ -146,7 +209,8 @@ def _check_signature(fn: types.FunctionType, name: str) -> None:
 
 
 def load(source: str, example_obs: Any = None, name: str | None = None, *,
-         filename: str | None = None) -> Callable[[Array], Array]:
+         filename: str | None = None,
+         timeout: float = DEFAULT_TIMEOUT_S) -> Callable[[Array], Array]:
   """Turns Python source text into a checked, jit-able progress function.
 
   The source may be a language model's whole reply: the first Markdown code
@@ -162,6 +226,8 @@ def load(source: str, example_obs: Any = None, name: str | None = None, *,
     name: the function to return; by default ``progress`` if the source
       defines it, else its only function.
     filename: shown in error messages and tracebacks.
+    timeout: seconds allowed for validation, the top-level definitions and the
+      check on ``example_obs`` together.
 
   Returns:
     The function, defined in a namespace whose only globals are ``jnp``,
@@ -171,19 +237,25 @@ def load(source: str, example_obs: Any = None, name: str | None = None, *,
   Raises:
     ValueError: the source does not parse, uses a construct outside the
       allowed subset (the message names it and its line), does not define the
-      function, or (with ``example_obs``) fails ``check``.
+      function, or (with ``example_obs``) fails ``check``; the source is
+      over ``MAX_SOURCE_BYTES``, or loading takes longer than ``timeout``
+      (``LoadTimeout``, a ``ValueError``).
   """
   if not isinstance(source, str):
     raise TypeError(f"load: source must be a str, got {type(source).__name__}")
+  shown = filename or "<string>"
+  _check_size(source, shown)
+  if not timeout > 0:
+    raise ValueError(f"load: timeout must be a positive number of seconds, got {timeout!r}")
   code = _extract_code(source)
   label = f"<progress {filename or name or 'source'} #{next(_counter)}>"
-  shown = filename or "<string>"
-  tree, validator = _validate(_parse(code, label, shown), code, shown)
-  name = _entry_point(tree, name, shown)
-  fn = _execute(tree, code, label, shown, validator, name)
-  _check_signature(fn, name)
-  if example_obs is not None:
-    check_for_caller(fn, example_obs, name, stacklevel=3)
+  with _Deadline(timeout, shown):
+    tree, validator = _validate(_parse(code, label, shown), code, shown)
+    name = _entry_point(tree, name, shown)
+    fn = _execute(tree, code, label, shown, validator, name)
+    _check_signature(fn, name)
+    if example_obs is not None:
+      check_for_caller(fn, example_obs, name, stacklevel=3)
   return fn
 
 
@@ -191,5 +263,5 @@ def load_file(path: str | os.PathLike, example_obs: Any = None,
               name: str | None = None) -> Callable[[Array], Array]:
   """``load`` on the text of the file at ``path``."""
   with open(path, encoding="utf-8") as f:
-    source = f.read()
+    source = f.read(MAX_SOURCE_BYTES + 1)    # enough to refuse an oversized file
   return load(source, example_obs, name, filename=os.fspath(path))

@@ -127,6 +127,12 @@ def _as_float(x: Array) -> Array:
   return jnp.asarray(x, jnp.float32)
 
 
+def finite_observations(obs: Array, batch_ndim: int) -> Array:
+  """``[*batch]``: whether each observation of ``obs [*batch, *obs_shape]`` is all finite."""
+  valid = stats.finite_samples(_as_float(obs), tuple(range(batch_ndim)))
+  return jnp.reshape(valid, obs.shape[:batch_ndim])
+
+
 def rnd_init_obs_stats(obs: Array, batch_ndim: int) -> stats.RunningMoments:
   """Per-feature running moments of ``obs`` (RND's observation-normaliser warm-up).
 
@@ -147,6 +153,20 @@ def rnd_init_obs_stats(obs: Array, batch_ndim: int) -> stats.RunningMoments:
         f"rnd_init_obs_stats: batch_ndim={batch_ndim} for observations of shape {obs.shape}")
   m = stats.moments_init(obs.shape[batch_ndim:])
   return stats.moments_update(m, obs, axes=tuple(range(batch_ndim)))
+
+
+def _check_arguments(update_proportion, num_grad_steps, gamma, obs_clip, learning_rate):
+  """``rnd``'s argument checks (``learning_rate`` is None with a custom optimiser)."""
+  if not 0.0 <= update_proportion <= 1.0:
+    raise ValueError(f"rnd: update_proportion must be in [0, 1], got {update_proportion}")
+  if int(num_grad_steps) != num_grad_steps or num_grad_steps < 1:
+    raise ValueError(f"rnd: num_grad_steps must be a positive integer, got {num_grad_steps}")
+  if not 0.0 < gamma <= 1.0:
+    raise ValueError(f"rnd: gamma must be in (0, 1], got {gamma}")
+  if not obs_clip > 0.0:
+    raise ValueError(f"rnd: obs_clip must be positive, got {obs_clip}")
+  if learning_rate is not None and not learning_rate > 0.0:
+    raise ValueError(f"rnd: learning_rate must be positive, got {learning_rate}")
 
 
 def rnd(target_hidden: Sequence[int] = (64, 64),
@@ -171,6 +191,12 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
   ``num_grad_steps`` Adam steps on the mean bonus of a random subset of
   ``round(update_proportion · batch size)`` samples (at least one unless 0).
 
+  An observation with a NaN or ±inf entry is paid a bonus of 0 and left out of
+  the observation and return statistics and of the predictor's loss, so it
+  cannot poison the state; ``update`` counts such observations in the
+  ``nonfinite_inputs`` metric. Finite batches take exactly the plain path
+  (``stats.repair_if``).
+
   Args:
     target_hidden: hidden sizes of the default target MLP.
     predictor_hidden: hidden sizes of the default predictor MLP.
@@ -194,16 +220,8 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
   Returns:
     A ``RewardModule`` whose state is an ``RNDState``.
   """
-  if not 0.0 <= update_proportion <= 1.0:
-    raise ValueError(f"rnd: update_proportion must be in [0, 1], got {update_proportion}")
-  if int(num_grad_steps) != num_grad_steps or num_grad_steps < 1:
-    raise ValueError(f"rnd: num_grad_steps must be a positive integer, got {num_grad_steps}")
-  if not 0.0 < gamma <= 1.0:
-    raise ValueError(f"rnd: gamma must be in (0, 1], got {gamma}")
-  if not obs_clip > 0.0:
-    raise ValueError(f"rnd: obs_clip must be positive, got {obs_clip}")
-  if optimizer is None and not learning_rate > 0.0:
-    raise ValueError(f"rnd: learning_rate must be positive, got {learning_rate}")
+  _check_arguments(update_proportion, num_grad_steps, gamma, obs_clip,
+                   learning_rate if optimizer is None else None)
   num_grad_steps = int(num_grad_steps)
   update_proportion = float(update_proportion)
   gamma = float(gamma)
@@ -214,23 +232,35 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
                else predictor_network)
   opt = optax.adam(learning_rate) if optimizer is None else optimizer
 
-  def normalized_obs(obs_moments, next_obs, batch_ndim):
-    """``[M, *obs_shape]`` normalised, clipped next observations (M = batch size)."""
+  def normalized_obs(obs_moments, next_obs, batch_ndim, valid=None):
+    """``[M, *obs_shape]`` normalised, clipped next observations (M = batch size);
+    zeros where ``valid [M]`` (if given) is false."""
     x = stats.normalize(obs_moments, _as_float(next_obs), clip=obs_clip, eps=eps)
-    return jnp.reshape(x, (-1,) + x.shape[batch_ndim:])
+    x = jnp.reshape(x, (-1,) + x.shape[batch_ndim:])
+    if valid is None:
+      return x
+    return jnp.where(jnp.reshape(valid, (-1,) + (1,) * (x.ndim - 1)), x, 0.0)
 
   def prediction_error(predictor_params, x, targets):
     """Per-sample ``mean_k (f̂(x) − f(x))_k²``, shape ``[M]``."""
     pred = predictor.apply(predictor_params, x)
     return jnp.mean(jnp.square(pred - targets), axis=-1)
 
-  def raw_bonus(state, batch):
-    """``e_t`` with the state's networks and observation statistics, batch-shaped."""
+  def raw_bonus(state, batch, valid=None):
+    """``e_t`` with the state's networks and observation statistics, batch-shaped;
+    0 where ``valid`` (batch-shaped, if given) is false."""
     batch_ndim = jnp.ndim(batch.reward)
-    x = normalized_obs(state.obs_moments, batch.next_obs, batch_ndim)
+    x = normalized_obs(state.obs_moments, batch.next_obs, batch_ndim,
+                       None if valid is None else jnp.reshape(valid, (-1,)))
     targets = target.apply(state.target_params, x)
-    e = prediction_error(state.predictor_params, x, targets)
-    return jnp.reshape(e, jnp.shape(batch.reward))
+    e = jnp.reshape(prediction_error(state.predictor_params, x, targets), jnp.shape(batch.reward))
+    return e if valid is None else jnp.where(valid, e, 0.0)
+
+  def finite_bonus(state, batch):
+    """``raw_bonus``, with 0 for observations that have a NaN or ±inf entry."""
+    valid = finite_observations(batch.next_obs, jnp.ndim(batch.reward))
+    return stats.repair_if(~jnp.all(valid), raw_bonus(state, batch),
+                           lambda: raw_bonus(state, batch, valid))
 
   def normalized(e, returns):
     if not normalize_reward:
@@ -256,25 +286,27 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
         returns=stats.return_std_init(batch_shape[1:]))
 
   def reward_fn(state: RNDState, batch: Transition) -> Array:
-    e = raw_bonus(state, batch)
+    e = finite_bonus(state, batch)
     if not normalize_reward:
       return e
     # The batch's own returns count in the std it is divided by
     # (stats.ReturnStd); ``update`` stores exactly these statistics.
     return normalized(e, stats.return_std_update(state.returns, e, gamma))
 
-  def update_fn(state: RNDState, batch: Transition,
-                key: PRNGKey) -> tuple[RNDState, Metrics]:
+  def learn(state: RNDState, batch: Transition, key: PRNGKey,
+            valid: Array | None = None) -> tuple[RNDState, Metrics]:
+    """The update; observations where ``valid`` (if given) is false are masked out."""
     batch_ndim = jnp.ndim(batch.reward)
+    flat_valid = None if valid is None else jnp.reshape(valid, (-1,))
     # The filter sees the bonus that ``reward`` returned for this batch, i.e.
     # the one computed before the predictor and obs statistics change.
-    e = raw_bonus(state, batch)
+    e = raw_bonus(state, batch, valid)
     returns = stats.return_std_update(state.returns, e, gamma)
     intrinsic = normalized(e, returns)
 
     obs_moments = stats.moments_update(
         state.obs_moments, _as_float(batch.next_obs), axes=tuple(range(batch_ndim)))
-    x_all = normalized_obs(obs_moments, batch.next_obs, batch_ndim)
+    x_all = normalized_obs(obs_moments, batch.next_obs, batch_ndim, flat_valid)
     num_samples = x_all.shape[0]
     # The reference masks each sample with probability `update_proportion`; a
     # random subset of that fixed size gives the same expected gradient at a
@@ -286,10 +318,17 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
     def loss_fn(params, x, targets):
       return jnp.mean(prediction_error(params, x, targets))
 
+    def valid_loss_fn(params, x, targets, valid_sub):
+      error = jnp.where(valid_sub, prediction_error(params, x, targets), 0.0)
+      return jnp.sum(error) / jnp.maximum(jnp.sum(valid_sub), 1)
+
     def step(carry, idx):
       params, opt_state = carry
       x, targets = x_all[idx], targets_all[idx]
-      loss, grads = jax.value_and_grad(loss_fn)(params, x, targets)
+      if flat_valid is None:
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, targets)
+      else:   # the mean error of the subset's finite observations
+        loss, grads = jax.value_and_grad(valid_loss_fn)(params, x, targets, flat_valid[idx])
       grads = sharding.pmean(grads)      # sharded: every device's subset counts
       updates, opt_state = opt.update(grads, opt_state, params)
       params = optax.apply_updates(params, updates)
@@ -324,6 +363,23 @@ def rnd(target_hidden: Sequence[int] = (64, 64),
         "intrinsic_return_std": stats.moments_std(returns.moments, eps),
     }
     return new_state, metrics
+
+  def update_fn(state: RNDState, batch: Transition,
+                key: PRNGKey) -> tuple[RNDState, Metrics]:
+    valid = finite_observations(batch.next_obs, jnp.ndim(batch.reward))
+    num_bad = sharding.psum(jnp.sum(~valid))      # every device's, so all take one path
+    plain_state, plain_metrics = learn(state, batch, key)
+    new_state, metrics = stats.repair_if(num_bad > 0, (plain_state, plain_metrics),
+                                         lambda: learn(state, batch, key, valid))
+    # The statistics' counts do not depend on the data: the plain ones (which
+    # stay unbatched under vmap, and so leave the next update's program as it was).
+    new_state = new_state._replace(
+        obs_moments=new_state.obs_moments._replace(count=plain_state.obs_moments.count),
+        returns=new_state.returns._replace(moments=new_state.returns.moments._replace(
+            count=plain_state.returns.moments.count)))
+    # Observations with a NaN/inf entry: left out of every statistic and of the
+    # predictor's loss, paid a bonus of 0.
+    return new_state, dict(metrics, nonfinite_inputs=num_bad.astype(jnp.float32))
 
   return RewardModule(init_fn, reward_fn, update_fn)
 
