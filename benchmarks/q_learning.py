@@ -34,8 +34,9 @@ AGENTS = {
 }
 
 
-def run(agent, env_id, steps, seeds, seed=0, **overrides):
-  cfg_cls, make_train = AGENTS[agent]
+def run(agent, env_id, steps, seeds, seed=0, agents=None, **overrides):
+  """Trains ``seeds`` seeds (keys ``split(PRNGKey(seed), seeds)``) of ``agents[agent]``."""
+  cfg_cls, make_train = (agents or AGENTS)[agent]
   cfg = cfg_cls(total_timesteps=steps, **overrides)
   env, params = rjx.envs.make(env_id)
   train = jax.jit(jax.vmap(make_train(cfg, env, params)))
@@ -109,7 +110,8 @@ def main(argv=None):
     rnd, n = random_return(env_id)
     print(f"uniform random policy on {env_id}: mean return {rnd:.3f} over {n} episodes")
     res = run("pqn", env_id, steps, args.seeds, num_envs=128, num_steps=32,
-              num_minibatches=32, update_epochs=2, lr=2.5e-4, hidden_sizes=(256, 256))
+              num_minibatches=32, update_epochs=2, lr=2.5e-4, anneal_lr=False,
+              eps_end=0.05, hidden_sizes=(256, 256))
     res["random_return"] = rnd
     results.append(res)
     print("| agent | env | steps | final return per seed | last-5% mean per seed | wall s |")

@@ -121,7 +121,9 @@ def check_sharded_ppo():
 
 def check_sharded_pqn():
   env, params = rjx.envs.make("CartPole-v1")
-  cfg = pqn.PQNConfig(total_timesteps=80_000, hidden_sizes=(64, 64), lr=3e-4)
+  # A constant rate and ε floor 0.05: the learning bar below is for 80k steps at them.
+  cfg = pqn.PQNConfig(total_timesteps=80_000, hidden_sizes=(64, 64), lr=3e-4, anneal_lr=False,
+                      eps_end=0.05)
   single = jax.jit(pqn.make_train(cfg, env, params))(jax.random.PRNGKey(0))
   train = pqn.make_train(cfg, env, params, mesh=sharding.make_mesh(D))
   out = jax.jit(train)(jax.random.PRNGKey(0))
