@@ -9,9 +9,9 @@ the function by tracing and running it.
 Loading bounds its own cost: a source over ``MAX_SOURCE_BYTES`` is refused
 before it is parsed, and everything after (validation, the top-level
 definitions, the trace and the check) runs under a time limit (``timeout``).
-The limit is checked whenever Python code runs (``_Deadline``), which stops
-Python-level loops such as ``for i in range(10**9)``; a single long call into C
-(``9**9**9``) cannot be interrupted from within the process.
+The limit is checked at every line of the loaded source (``_Deadline``), which
+stops its Python-level loops such as ``for i in range(10**9)``; a single long
+call into C (``9**9**9``) cannot be interrupted from within the process.
 
 This guards against accidents and obvious misuse in generated code; it is not an
 operating-system sandbox. Run code from an untrusted party in a separate,
@@ -57,10 +57,15 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.S)
 class _Deadline:
   """Raises ``LoadTimeout`` in the loading thread once ``seconds`` have passed.
 
-  A ``sys.settrace`` hook checks the clock at every Python call, and at every
-  line of the loaded source (pseudo-files ``<progress …>``), so it works in
-  any thread and leaves signal handlers alone. Python unsets a trace function
-  that raises, so the error is raised once; the caller's hook is restored on exit.
+  A ``sys.settrace`` hook checks the clock at every line of the loaded source
+  (pseudo-files ``<progress …>``) and nowhere else: an exception raised inside
+  library code (JAX's tracer, a finaliser run by the garbage collector) would
+  leave that code half done or be reported as unraisable and lost, while one
+  raised on a line of the loaded source propagates like any error of the
+  function. Every slow loop of the source runs its own lines, so it is stopped.
+  The hook works in any thread and leaves signal handlers alone; Python unsets a
+  trace function that raises, so the error is raised once; the caller's hook is
+  restored on exit.
   """
 
   def __init__(self, seconds: float, shown: str):
@@ -75,19 +80,15 @@ class _Deadline:
   def __exit__(self, *exc):
     sys.settrace(self.previous)
 
-  def _check(self):
+  def _on_line(self, frame, event, arg):
     if time.monotonic() > self.end:
       raise LoadTimeout(
           f"progress source {self.shown}: loading took longer than the time limit of "
           f"{self.seconds:g} s (validation, definitions and the trace on the example "
           "observation); a loop over a huge range? Pass timeout= to allow more")
-
-  def _on_line(self, frame, event, arg):
-    self._check()
     return self._on_line
 
   def _on_call(self, frame, event, arg):
-    self._check()
     return self._on_line if frame.f_code.co_filename.startswith("<progress ") else None
 
 
