@@ -711,6 +711,7 @@ def _train_in_chunks(plan: Plan, trainer, keys, hparams, progress: Progress, tas
   if start >= num_updates:     # a finished run: nothing to compile or train
     ckpt.close()
     return Trained(_rows(checkpoint.concat_metrics(parts, axis=-1), plan.sweep), 0.0, 0.0, start)
+  _announce(plan, err)
   n0 = min(every, num_updates - start)
   cache[n0] = chunk_fn(n0).lower(runner, jnp.int32(start), hparams).compile()
   compile_s = time.perf_counter() - t_compile
@@ -749,7 +750,6 @@ def train(plan: Plan, err: Console, watch: Watch | None = None,
     # The callback reports once per seed and setting.
     tracker = ProgressTracker(progress, task, len(plan.row_seeds), watch.heartbeat)
   trainer = _make_trainer(plan, tracker)
-  _announce(plan, err)
   labels = ([f"{st}/seed{sd}" for st, sd in zip(plan.row_settings, plan.row_seeds)]
             if plan.sweep else [f"seed{sd}" for sd in plan.seeds])
   writer = writers.Writers()
@@ -764,6 +764,7 @@ def train(plan: Plan, err: Console, watch: Watch | None = None,
   if plan.chunked:
     trained = _train_in_chunks(plan, trainer, keys, hparams, progress, task, writer, watch, err)
   else:
+    _announce(plan, err)
     metrics, compile_s, train_s = _train_once(trainer, keys, hparams, plan.sweep, progress,
                                               task, writer, watch)
     trained = Trained(_rows(metrics, plan.sweep), compile_s, train_s)

@@ -43,13 +43,13 @@ class Stalled(RuntimeError):
 
 
 class Heartbeat:
-  """A counter that the worker bumps whenever it makes progress (thread-safe enough:
-  one writer, one reader of an int)."""
+  """A counter bumped whenever training makes progress. The watchdog only asks whether
+  it changed, so an increment lost between two threads beating at once does not matter."""
 
   def __init__(self):
     self.count = 0
 
-  def beat(self, *_) -> None:
+  def beat(self) -> None:
     self.count += 1
 
 
