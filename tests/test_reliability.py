@@ -97,3 +97,27 @@ def test_divergence_warnings_on_real_runs_a_learning_rate_of_1e3_and_a_healthy_o
   warnings = trainer.divergence_warnings(diverged)
   assert any("entropy collapsed" in w for w in warnings), warnings
   assert not diverged["nonfinite"].any()      # no NaN: only the detector tells
+
+
+# ------------------------------------------------------------ running statistics
+
+
+def test_running_moments_leave_out_nonfinite_samples():
+  from rewardjax import stats  # pylint: disable=g-import-not-at-top
+  x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (6, 5, 3)))
+  m = stats.moments_update(stats.moments_init((3,)), x)            # a state to start from
+  bad = x.copy()
+  bad[1, 2, 0], bad[4, 4, 2] = np.inf, np.nan
+  got = jax.jit(stats.moments_update)(m, bad)
+  finite = np.delete(x.reshape(30, 3), [1 * 5 + 2, 4 * 5 + 4], axis=0)
+  want = stats.moments_merge(m, finite.mean(0), finite.var(0), 30.0)   # they stand for 30
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, rtol=1e-5)
+  # No finite sample: mean and variance stay; the count still advances.
+  none = stats.moments_update(m, np.full_like(x, np.nan))
+  np.testing.assert_array_equal(none.mean, m.mean)
+  np.testing.assert_allclose(none.var, m.var, rtol=1e-6)
+  assert float(none.count) == pytest.approx(float(m.count) + 30)
+  # Rewards (moments over every axis) too.
+  r = stats.moments_update(stats.moments_init(), np.array([1.0, np.inf, 3.0]), axes=(0,))
+  assert np.isfinite(r.mean) and np.isfinite(r.var)
