@@ -70,15 +70,15 @@ class DQNConfig(trainer.RolloutSizes):
   buffer_size: int = 100_000      # transitions kept (rounded to whole env columns)
   learning_starts: int = 10_000   # env steps of ε-greedy (ε from the schedule) before learning
   lr: float = 5e-4
-  # Linear lr decay over num_updates · num_gradient_steps optimiser steps; since
-  # no step is taken before learning_starts, lr ends at ≈ learning_starts /
-  # total_timesteps of its initial value rather than at 0.
+  #: Linear lr decay over num_updates · num_gradient_steps optimiser steps; since
+  #: no step is taken before learning_starts, lr ends at ≈ learning_starts /
+  #: total_timesteps of its initial value rather than at 0.
   anneal_lr: bool = True
   max_grad_norm: float = 10.0
   gamma: float = 0.99             # default γ for channels that do not set one
-  # 3-step targets with an MSE loss: with 1-step targets or a Huber loss (its
-  # gradient clipped while Q is still being fitted) plain DQN leaves more
-  # CartPole seeds below 475; see benchmarks/RESULTS.md (Q-learning).
+  #: 3-step targets with an MSE loss: with 1-step targets or a Huber loss (its
+  #: gradient clipped while Q is still being fitted) plain DQN leaves more
+  #: CartPole seeds below 475; see benchmarks/RESULTS.md (Q-learning).
   n_step: int = 3
   double_dqn: bool = False
   loss: str = "mse"               # "huber" or "mse"

@@ -65,9 +65,9 @@ class PPOConfig(trainer.RolloutSizes):
   # (baselines' VecNormalize, PureJaxRL's NormalizeVecReward;
   # rewards.channels.normalize_rewards), as continuous-control PPO implementations do.
   normalize_rewards: bool = False
-  # Continuous (Box) action spaces: a diagonal Gaussian with a state-independent
-  # log-std starting at ``init_log_std``; actions reach the env clipped to the
-  # box, or with ``squash_actions`` through tanh rescaled to the box.
+  #: Continuous (Box) action spaces: a diagonal Gaussian with a state-independent
+  #: log-std starting at ``init_log_std``; actions reach the env clipped to the
+  #: box, or with ``squash_actions`` through tanh rescaled to the box.
   init_log_std: float = 0.0
   squash_actions: bool = False
 

@@ -460,8 +460,6 @@ def test_help_names_no_tyro_internals(capsys):
   assert "lr must be > 0" in err and "dummy" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="tyro gives a block comment above one config field to the "
-                   "next field as well; fixed by '#:' comments in agents/ (the lead's)")
 def test_help_texts_belong_to_their_options(capsys):
   assert cli.main(["train", "--help"]) == 0
   text = capsys.readouterr().out
