@@ -17,7 +17,7 @@ module holds the machinery around it, in this order:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.flatten_util
@@ -515,18 +515,21 @@ def entropy_collapses(entropy: np.ndarray, window: int, fraction: float) -> np.n
 
 
 def _first_warning(metrics, values: np.ndarray, flags: np.ndarray,
-                   describe: Callable[[float, int, str], str]) -> str | None:
+                   describe: Callable[[float, int, str], str],
+                   run_names: Sequence[Any] | None) -> str | None:
   """``describe(size, update, runs)`` at the first update ``flags`` marks, or None."""
   if not flags.any():
     return None
   t = int(np.argmax(flags.any(axis=0)))
   runs = np.flatnonzero(flags[:, t])
   update = _update_numbers(metrics, values.shape[1])[t]
-  return describe(float(np.max(np.abs(values[runs, t]))), update, ", ".join(map(str, runs)))
+  names = runs if run_names is None else [run_names[i] for i in runs]
+  return describe(float(np.max(np.abs(values[runs, t]))), update, ", ".join(map(str, names)))
 
 
 def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, window: int = 5,
-                        fraction: float = 0.01) -> list[str]:
+                        fraction: float = 0.01,
+                        run_names: Sequence[Any] | None = None) -> list[str]:
   """Host-side warnings (numpy, no JAX) for runs that diverged without producing NaN.
 
   ``metrics`` is ``TrainOutput.metrics`` (arrays ``[..., num_updates]``; leading
@@ -539,7 +542,8 @@ def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, windo
   * the policy's ``entropy`` collapses to within ``fraction`` of 0 within
     ``window`` updates (``entropy_collapses``).
 
-  Returns one message per kind of sign, naming the first update and the runs.
+  Returns one message per kind of sign, naming the first update and the runs
+  (by ``run_names``, one per flattened run, if given).
   """
   returns = _updates_by_run(metrics, "episode_return")
   messages = []
@@ -551,7 +555,7 @@ def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, windo
           lambda size, update, runs, name=name: (
               f"{name} jumped to {size:.3g} at update {update}, over {factor:g}x its "
               f"running range, in run(s) {runs}: training probably diverged; lower the "
-              "learning rate")))
+              "learning rate"), run_names))
   entropy = _updates_by_run(metrics, "entropy")
   if entropy is not None:
     messages.append(_first_warning(
@@ -559,5 +563,5 @@ def divergence_warnings(metrics: Mapping[str, Any], factor: float = 100.0, windo
         lambda size, update, runs: (
             f"entropy collapsed to {size:.3g} at update {update} (within {window} updates) "
             f"in run(s) {runs}: the policy turned deterministic at once, which a learning "
-            "rate far too high does; lower it")))
+            "rate far too high does; lower it"), run_names))
   return [m for m in messages if m]

@@ -91,6 +91,7 @@ from rich.text import Text
 
 from rewardjax import (checkpoint, envs, plots, resume, run_folder, sharding, spec, watchdog,
                        writers)
+from rewardjax.agents import trainer as agent_trainer
 from rewardjax.agents.registry import AGENTS, AgentSpec
 
 
@@ -895,16 +896,22 @@ def report(plan: Plan, trained: Trained, t_start: float, console: Console,
   returns = episode_returns(trained.metrics)
   nonfinite = first_nonfinite(trained.metrics)
   summary = _summary(plan, trained, returns, nonfinite, time.perf_counter() - t_start)
-  if plan.writes:
-    _write_outputs(plan, trained, returns, summary)
   row_names = ([f"{a} {b}" for a, b in zip(plan.row_settings, plan.row_seeds)] if plan.sweep
                else plan.row_seeds)
+  # Divergence without NaN (a loss far beyond its range, an entropy collapse).
+  summary["warnings"] = agent_trainer.divergence_warnings(
+      trained.metrics, run_names=[f"{a} seed {b}" if plan.sweep else f"seed {b}"
+                                  for a, b in zip(plan.row_settings or row_names, plan.row_seeds)])
+  if plan.writes:
+    _write_outputs(plan, trained, returns, summary)
   console.print(summary_table(row_names, returns.final, returns.best, returns.episodes))
   resumed = f" · resumed at update {trained.start_update}" if trained.start_update else ""
   console.print(
       f"compile {trained.compile_s:.1f} s · train {trained.train_s:.1f} s · "
       f"{summary['env_steps_per_second']:,.0f} env steps/s{resumed} · outputs in "
       f"{plan.out_dir}/")
+  for warning in summary["warnings"]:
+    err.print(Text(f"warning: {warning}", style="yellow"))
   if nonfinite is None:
     return Exit.OK
   update, steps, bad = nonfinite

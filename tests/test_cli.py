@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -149,10 +150,12 @@ def test_unknown_agent(tmp_path, capsys):
 
 @dataclasses.dataclass(frozen=True)
 class FakeConfig:
-  """A stand-in agent: cheap to compile, NaN from ``nan_from`` on."""
+  """A stand-in agent: cheap to compile, NaN from ``nan_from`` on; its value loss
+  jumps a billionfold from ``blowup_from`` on in odd seeds."""
   total_timesteps: int = 1024
   gamma: float = 0.99
   nan_from: int = 3
+  blowup_from: int = 1_000
 
   batch_size = 128
   num_updates = property(lambda self: self.total_timesteps // self.batch_size)
@@ -169,6 +172,8 @@ def fake_make_train(config, env, env_params, rewards=None, callback=None):
         "episode_return": updates.astype(jnp.float32) + key[-1].astype(jnp.float32) % 2,
         "num_episodes": jnp.ones_like(updates),
         "nonfinite": updates >= config.nan_from,
+        "value_loss": jnp.where((updates >= config.blowup_from) & (key[-1] % 2 == 1),
+                                1e9, 1.0),
         "histogram": jnp.zeros((config.num_updates, 3)),   # not a scalar: not in the CSV
     }
     for i in range(config.num_updates):
@@ -199,6 +204,22 @@ def test_nonfinite_metrics_are_reported_with_the_first_update(fake_agent, tmp_pa
   with open(out / "metrics.csv", newline="") as f:
     rows = list(csv.DictReader(f))
   assert len(rows) == 3 * 8 and "histogram" not in rows[0]
+
+
+def test_divergence_is_warned_of_by_seed_and_kept_in_the_summary(fake_agent, tmp_path, capsys):
+  del fake_agent
+  out = tmp_path / "fake"
+  rc = cli.main(["train", "--agent", "fake", "--fake.nan-from", "100", "--fake.blowup-from",
+                 "5", "--seeds", "4", "--total-timesteps", "1024", "--out", str(out)])
+  err = normalized(capsys.readouterr().err)
+  assert rc == cli.Exit.OK                  # a warning, not an error: the results stand
+  odd = [s for s in range(4) if np.asarray(jax.random.PRNGKey(s))[-1] % 2 == 1]
+  assert odd and len(odd) < 4
+  expected = ("value_loss jumped to 1e+09 at update 5, over 100x its running range, in run(s) "
+              + ", ".join(f"seed {s}" for s in odd))
+  assert "warning: " + expected in err
+  summary = json.loads((out / "summary.json").read_text())
+  assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith(expected)
 
 
 def test_options_of_another_agent_are_refused(fake_agent, tmp_path, capsys):
