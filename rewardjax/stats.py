@@ -165,6 +165,10 @@ def discounted_return_filter(ret_tm1: Array, r_t: Array, gamma: float,
 
   Returns:
     ``(G_T, G)``: the final running return ``[N]`` and every ``G_t`` ``[T, N]``.
+
+  A non-finite ``G_t`` (from a NaN or ±inf reward) is returned as it is, for
+  ``moments_update`` to leave out, and the running return restarts from 0 after
+  it: one bad reward cannot poison the filter of its environment for good.
   """
   if reset_t is None:
     reset_t = jnp.zeros_like(r_t, dtype=bool)
@@ -172,7 +176,7 @@ def discounted_return_filter(ret_tm1: Array, r_t: Array, gamma: float,
   def step(ret, xs):
     r, reset = xs
     ret = ret * gamma + r
-    return jnp.where(reset, 0.0, ret), ret
+    return jnp.where(reset | ~jnp.isfinite(ret), 0.0, ret), ret
 
   ret_T, rets = jax.lax.scan(step, ret_tm1, (r_t, reset_t))
   return ret_T, rets

@@ -102,6 +102,20 @@ def test_divergence_warnings_on_real_runs_a_learning_rate_of_1e3_and_a_healthy_o
 # ------------------------------------------------------------ running statistics
 
 
+def test_return_std_recovers_from_a_nonfinite_reward():
+  from rewardjax import stats  # pylint: disable=g-import-not-at-top
+  r = np.ones((4, 3), np.float32)
+  bad = r.copy()
+  bad[1, 2] = np.inf
+  state = stats.return_std_update(stats.return_std_init((3,)), bad, 0.5)
+  # The running return of env 2 restarts after the bad step: G = 1, 1.5 after it.
+  np.testing.assert_array_equal(state.ret, [1.875, 1.875, 1.5])
+  assert np.isfinite(state.moments.mean) and np.isfinite(state.moments.var)
+  later = stats.return_std_update(state, r, 0.5)
+  assert np.all(np.isfinite(later.ret)) and np.isfinite(stats.moments_std(later.moments))
+  assert np.isfinite(stats.scale_by_return_std(later, r)).all()
+
+
 def test_running_moments_leave_out_nonfinite_samples():
   from rewardjax import stats  # pylint: disable=g-import-not-at-top
   x = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (6, 5, 3)))
