@@ -57,7 +57,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 
 from rewardjax.rewards.channels import Channel, Channels, channel, combine
-from rewardjax.rewards.transforms import normalize_by_return_std
+from rewardjax.rewards.ensemble import ensemble
+from rewardjax.rewards.transforms import dither, normalize_by_return_std, par
 from rewardjax.types import RewardModule
 
 # Options every term accepts; they configure the channel, not the reward module.
@@ -158,6 +159,14 @@ class Option:
   """A factory option a spec may set: its default, and whether a tuple is allowed."""
   default: Any
   sequence: bool = False     # e.g. ``num_bins: int | Sequence[int]``
+
+
+# Options every term accepts that wrap its module: an ensemble of n copies
+# (``ensemble=n``, with ``ensemble_reduce`` and ``ensemble_kappa``), then the
+# transforms ``dither=<scale>`` (Gaussian) and ``par=true|<reference>``, applied
+# before the return-std normalisation.
+WRAPPER_OPTIONS = {"ensemble": Option(0), "ensemble_reduce": Option("mean"),
+                   "ensemble_kappa": Option(1.0), "dither": Option(0.0), "par": Option(None)}
 
 
 def coerce(name: str, value: Any, option: Option) -> Any:
@@ -441,10 +450,10 @@ def _factory_settings(term: Term, kind: Kind) -> dict:
   factory_defaults = kind.options()
   factory_opts = {}
   for name, value in term.options.items():
-    if name in CHANNEL_OPTIONS:
+    if name in CHANNEL_OPTIONS or name in WRAPPER_OPTIONS:
       continue
     if name not in factory_defaults:
-      raise _unknown("option", name, (*CHANNEL_OPTIONS, *factory_defaults))
+      raise _unknown("option", name, (*CHANNEL_OPTIONS, *WRAPPER_OPTIONS, *factory_defaults))
     factory_opts[name] = coerce(name, value, factory_defaults[name])
   return factory_opts
 
@@ -454,11 +463,32 @@ def _build_channel(term: Term, ctx: Context) -> tuple[Channel, bool]:
   kind = KINDS[term.kind]
   factory_opts = _factory_settings(term, kind)
   settings, fixed_from_agent = _channel_settings(term, kind, ctx.gamma)
-  module = kind.build(ctx, term.arg, factory_opts, settings["gamma"])
-  normalize = settings.pop("normalize")
-  transforms = (normalize_by_return_std(settings["gamma"], episodic=settings["episodic"]),
-                ) if normalize else ()
+  module, transforms = _wrapped(term, kind.build(ctx, term.arg, factory_opts, settings["gamma"]))
+  if settings.pop("normalize"):
+    transforms += (normalize_by_return_std(settings["gamma"], episodic=settings["episodic"]),)
   return channel(module, transforms=transforms, **settings), fixed_from_agent
+
+
+def _wrapped(term: Term, module: RewardModule) -> tuple[RewardModule, tuple]:
+  """``module`` as an ensemble if the term asks, and the term's dither/PAR transforms."""
+  opts = {name: coerce(name, term.options[name], option)
+          for name, option in WRAPPER_OPTIONS.items() if name in term.options}
+  if opts.get("ensemble", 0):
+    module = ensemble(module, opts["ensemble"], reduce=opts.get("ensemble_reduce", "mean"),
+                      kappa=opts.get("ensemble_kappa", 1.0))
+  elif "ensemble_reduce" in opts or "ensemble_kappa" in opts:
+    raise ValueError(f"rewards term {term.text!r}: ensemble_reduce and ensemble_kappa "
+                     "need ensemble=<n>")
+  transforms = ()
+  if opts.get("dither", 0.0):
+    transforms += (dither(opts["dither"]),)
+  par_option = opts.get("par", False)
+  if par_option is not False:
+    if par_option is not True and not _is_number(par_option):
+      raise ValueError(f"option par: expected true, false or a reference number, got "
+                       f"{par_option!r}")
+    transforms += (par(None if par_option is True else float(par_option)),)
+  return module, transforms
 
 
 def _channel_name(term: Term, taken, counts: dict[str, int]) -> str:

@@ -85,6 +85,19 @@ def check_reward_statistics():
   # The per-environment return filter is split over devices.
   np.testing.assert_allclose(np.concatenate(list(sharded_r.returns.ret)), single_r.returns.ret,
                              rtol=1e-5)
+  # An ensemble of RNDs: each member reduces across devices as RND alone does.
+  ens = rjx.rewards.ensemble(rnd, n=2)
+  e0 = ens.init(key, batch)
+  single_e, _ = ens.update(e0, batch, key)
+  local = e0.members.returns._replace(ret=e0.members.returns.ret[:, :batch.reward.shape[1] // D])
+  sharded_e, _ = sharded_update(ens, e0._replace(members=e0.members._replace(returns=local)))
+  # (vmapped over members, the reductions sum in another order: a looser atol)
+  for got, want in zip(jax.tree.leaves(sharded_e.members.predictor_params),
+                       jax.tree.leaves(single_e.members.predictor_params)):
+    for d in range(D):
+      np.testing.assert_allclose(got[d], want, rtol=2e-5, atol=2e-5)
+  same_on_devices(sharded_e.members.returns.moments, single_e.members.returns.moments,
+                  exact=False)
   print("reward statistics: sharded == single device")
 
 

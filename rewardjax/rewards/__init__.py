@@ -14,7 +14,9 @@ from rewardjax.rewards.shaping import potential_shaping
 from rewardjax.rewards.shaping import shaping_reward
 from rewardjax.rewards.transforms import RewardTransform
 from rewardjax.rewards.transforms import clip
+from rewardjax.rewards.transforms import dither
 from rewardjax.rewards.transforms import normalize_by_return_std
+from rewardjax.rewards.transforms import par
 from rewardjax.rewards.transforms import scale
 from rewardjax.rewards.transforms import signed_hyperbolic
 from rewardjax.rewards.transforms import standardize
@@ -39,3 +41,5 @@ from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.rnd import rnd_init_obs_stats
 from rewardjax.rewards.attention import AttentionRedistributionState
 from rewardjax.rewards.attention import attention_redistribution
+from rewardjax.rewards.ensemble import EnsembleState
+from rewardjax.rewards.ensemble import ensemble

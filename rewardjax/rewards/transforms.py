@@ -10,24 +10,27 @@ module and each transform's statistics. A stateful transform's statistics
 include the batch it transforms: each transform first updates its state with
 its input reward, then applies itself with the updated state (the ordering of
 ``stats.ReturnStd``). ``reward`` computes the same without keeping the state.
+A random transform (``dither``) keeps its key in its state and advances it in
+``update``, so a run is deterministic given its seed.
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from rewardjax import stats
-from rewardjax.types import (Array, Metrics, PyTree, RewardModule, Transition,
+from rewardjax.types import (Array, Metrics, PRNGKey, PyTree, RewardModule, Transition,
                              reward_and_update)
 
 
 class RewardTransform(NamedTuple):
-  """``init(example_reward, batch) -> state``; ``update(state, r, batch) -> (state,
-  metrics)`` and then ``apply(state, r, batch) -> r`` with the updated state, where
-  ``r`` is the transform's input reward for ``batch``."""
-  init: Callable[[Array, Transition], PyTree]
+  """``init(example_reward, batch, key) -> state``; ``update(state, r, batch) ->
+  (state, metrics)`` and then ``apply(state, r, batch) -> r`` with the updated
+  state, where ``r`` is the transform's input reward for ``batch``."""
+  init: Callable[[Array, Transition, PRNGKey], PyTree]
   apply: Callable[[PyTree, Array, Transition], Array]
   update: Callable[[PyTree, Array, Transition], tuple[PyTree, Metrics]]
 
@@ -38,7 +41,7 @@ class _NoState(NamedTuple):
 
 def _stateless_transform(fn: Callable[[Array], Array]) -> RewardTransform:
   return RewardTransform(
-      init=lambda r, batch: _NoState(),
+      init=lambda r, batch, key: _NoState(),
       apply=lambda state, r, batch: fn(r),
       update=lambda state, r, batch: (state, {}))
 
@@ -80,8 +83,8 @@ def normalize_by_return_std(gamma: float = 0.99, episodic: bool = False,
   if not 0.0 < gamma <= 1.0:
     raise ValueError(f"normalize_by_return_std: gamma must be in (0, 1], got {gamma}")
 
-  def init_fn(r, batch):
-    del batch
+  def init_fn(r, batch, key):
+    del batch, key
     return stats.return_std_init(jnp.shape(r)[1:])
 
   def apply_fn(state, r, batch):
@@ -99,7 +102,7 @@ def normalize_by_return_std(gamma: float = 0.99, episodic: bool = False,
 def standardize(eps: float = 1e-8) -> RewardTransform:
   """Centres and scales rewards by their own running mean and std."""
 
-  def init_fn(r, batch):
+  def init_fn(r, batch, key):
     return stats.moments_init()
 
   def apply_fn(state, r, batch):
@@ -108,6 +111,76 @@ def standardize(eps: float = 1e-8) -> RewardTransform:
   def update_fn(state, r, batch):
     m = stats.moments_update(state, r, axes=tuple(range(jnp.ndim(r))))
     return m, {"reward_mean": m.mean, "reward_std": stats.moments_std(m, eps)}
+
+  return RewardTransform(init_fn, apply_fn, update_fn)
+
+
+class DitherState(NamedTuple):
+  key: PRNGKey     # advanced by every update; the noise of a batch comes from it
+
+
+def dither(scale: float, kind: str = "gaussian") -> RewardTransform:
+  """Reward dithering (ReDit; Wei et al. 2025): ``r ↦ r + ε``, ε zero-mean noise.
+
+  ``kind="gaussian"``: ε ~ N(0, scale²); ``"uniform"``: ε ~ U(−scale, scale).
+  Dithering a discrete or sparse reward smooths the gradient signal it gives
+  while leaving its expectation unchanged. The noise of each batch is drawn
+  from a key kept in the state (from the channel's key at ``init``) and advanced
+  by every ``update``, so runs are deterministic per seed and differ across seeds.
+  """
+  scale = float(scale)
+  if not scale >= 0.0:
+    raise ValueError(f"dither: scale must be >= 0, got {scale}")
+  if kind not in ("gaussian", "uniform"):
+    raise ValueError(f"dither: kind must be 'gaussian' or 'uniform', got {kind!r}")
+
+  def init_fn(r, batch, key):
+    del r, batch
+    return DitherState(key)
+
+  def apply_fn(state, r, batch):
+    del batch
+    if kind == "gaussian":
+      noise = jax.random.normal(state.key, jnp.shape(r)) * scale
+    else:
+      noise = jax.random.uniform(state.key, jnp.shape(r), minval=-scale, maxval=scale)
+    return r + noise.astype(jnp.result_type(r, jnp.float32))
+
+  def update_fn(state, r, batch):
+    del r, batch
+    return DitherState(jax.random.split(state.key)[0]), {}
+
+  return RewardTransform(init_fn, apply_fn, update_fn)
+
+
+def par(reference: float | None = None, temperature: float = 1.0) -> RewardTransform:
+  """Centred, bounded reward ``r ↦ σ((r − ref) / temperature)`` in ``(0, 1)``.
+
+  In the spirit of PAR (Fu et al. 2025, "Reward Shaping to Mitigate Reward
+  Hacking in RLHF"): a reward far above its reference can no longer dominate,
+  and the slope is largest around the reference. ``reference=None`` centres on
+  the running mean of the rewards seen so far, this batch's included
+  (``stats.moments_update``); a number fixes it.
+  """
+  temperature = float(temperature)
+  if not temperature > 0.0:
+    raise ValueError(f"par: temperature must be > 0, got {temperature}")
+
+  def init_fn(r, batch, key):
+    del r, batch, key
+    return stats.moments_init()
+
+  def apply_fn(state, r, batch):
+    del batch
+    ref = state.mean if reference is None else reference
+    return jax.nn.sigmoid((r - ref) / temperature)
+
+  def update_fn(state, r, batch):
+    del batch
+    if reference is not None:
+      return state, {}
+    m = stats.moments_update(state, r, axes=tuple(range(jnp.ndim(r))))
+    return m, {"reward_reference": m.mean}
 
   return RewardTransform(init_fn, apply_fn, update_fn)
 
@@ -129,8 +202,9 @@ def transform(module: RewardModule, *transforms: RewardTransform) -> RewardModul
     ms = module.init(key, example)
     r = module.reward(ms, example)
     states = []
-    for t in transforms:
-      ts = t.init(r, example)
+    for i, t in enumerate(transforms):
+      # fold_in leaves ``key`` itself to the module, whose init stays as without transforms.
+      ts = t.init(r, example, jax.random.fold_in(key, i + 1))
       states.append(ts)
       r = t.apply(ts, r, example)
     return TransformedState(ms, tuple(states))
