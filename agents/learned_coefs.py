@@ -20,18 +20,20 @@ With channel advantages ``A_c`` of a batch collected by ``π_old``, coefficients
   agrees with the primary objective's at the updated policy gains weight, one
   that disagrees loses it, and one whose gradient is orthogonal stays.
 
-``meta_step`` takes one ascent step on the learned coefficients (a mask picks
-which), all pure and traceable, so it runs inside the jitted training loop and
-under ``vmap``.
+``meta_step`` takes one step of an optax optimiser (ascent) on the learned
+coefficients (a mask picks which), all pure and traceable, so it runs inside
+the jitted training loop and under ``vmap``.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
+from rewardjax import sharding
 from rewardjax.types import Array, PyTree
 
 
@@ -68,16 +70,72 @@ def meta_gradient(coefs: Array, params: PyTree, log_prob_fn: Callable[[PyTree], 
                                        primary, inner_lr)
 
 
-def meta_step(coefs: Array, learned: Array, params: PyTree,
+class MetaState(NamedTuple):
+  """Learned coefficients and their optimiser's state."""
+  coefs: Array          # [C], every channel's coefficient (only the learned ones move)
+  opt_state: PyTree
+
+
+def meta_init(tx: optax.GradientTransformation, coefs: Array) -> MetaState:
+  return MetaState(coefs, tx.init(coefs))
+
+
+def meta_step(tx: optax.GradientTransformation, state: MetaState, learned: Array,
+              bounds: tuple[float, float], params: PyTree,
               log_prob_fn: Callable[[PyTree], Array], log_prob_old: Array, adv_c: Array,
-              primary: int, inner_lr: float, meta_lr: float,
-              max_step: float = 0.1) -> tuple[Array, Array]:
-  """One ascent step ``φ ← φ + clip(β ∂J/∂φ, ±max_step)`` on the ``learned`` channels.
+              primary: int, inner_lr: float) -> tuple[MetaState, Array]:
+  """One ascent step of ``tx`` on the ``learned`` coefficients along ``∂J/∂φ``.
 
   ``learned`` is a ``[C]`` bool mask; other coefficients (the primary's among
-  them) stay as they are. Clipping each step keeps one large-gradient batch from
-  flipping a coefficient. Returns ``(coefs, meta_gradient)``.
+  them) stay as they are. Learned ones are kept within ``bounds``. Under
+  sharded training the meta-gradient is averaged over devices first. Returns
+  ``(state, meta-gradient)``.
   """
-  g = meta_gradient(coefs, params, log_prob_fn, log_prob_old, adv_c, primary, inner_lr)
-  g = jnp.where(learned, g, 0.0)
-  return coefs + jnp.clip(meta_lr * g, -max_step, max_step), g
+  g = meta_gradient(state.coefs, params, log_prob_fn, log_prob_old, adv_c, primary, inner_lr)
+  g = jnp.where(learned, sharding.pmean(g), 0.0)
+  updates, opt_state = tx.update(-g, state.opt_state, state.coefs)     # ascent on J
+  coefs = jnp.clip(optax.apply_updates(state.coefs, updates), *bounds)
+  return MetaState(jnp.where(learned, coefs, state.coefs), opt_state), g
+
+
+class CoefLearner(NamedTuple):
+  """What an agent calls: ``init(coefs) -> MetaState`` and
+  ``step(state, params, log_prob_fn, log_prob_old [B], adv_c [B, C]) -> (state, metrics)``."""
+  init: Callable[[Array], MetaState]
+  step: Callable[..., tuple[MetaState, dict]]
+
+
+def coef_learner(names: tuple[str, ...], learn: tuple[str, ...], primary: str,
+                 meta_lr: float, inner_lr: float,
+                 bounds: tuple[float, float]) -> CoefLearner | None:
+  """The coefficients of channels ``learn`` learned against channel ``primary``
+  (Adam, step size ``meta_lr``, within ``bounds``); ``None`` if ``learn`` is empty.
+
+  Metrics per update: ``coef/<name>`` and ``meta_grad/<name>`` of each learned channel.
+  """
+  if not learn:
+    return None
+  for name in (*learn, primary):
+    if name not in names:
+      raise ValueError(f"learned coefficients: no channel named {name!r}; channels: "
+                       f"{', '.join(names)}")
+  if primary in learn:
+    raise ValueError(f"learned coefficients: the primary channel {primary!r} cannot be "
+                     "learned against itself")
+  if not (meta_lr > 0 and inner_lr > 0 and bounds[0] < bounds[1]):
+    raise ValueError(f"learned coefficients: need meta_lr > 0, inner_lr > 0 and "
+                     f"bounds low < high; got {meta_lr}, {inner_lr}, {bounds}")
+  tx = optax.adam(meta_lr)
+  learned = jnp.asarray([n in learn for n in names])
+  p = names.index(primary)
+
+  def step(state, params, log_prob_fn, log_prob_old, adv_c):
+    state, g = meta_step(tx, state, learned, bounds, params, log_prob_fn, log_prob_old,
+                         adv_c, p, inner_lr)
+    metrics = {}
+    for i, name in enumerate(names):
+      if name in learn:
+        metrics[f"coef/{name}"], metrics[f"meta_grad/{name}"] = state.coefs[i], g[i]
+    return state, metrics
+
+  return CoefLearner(lambda coefs: meta_init(tx, coefs), step)

@@ -30,7 +30,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from rewardjax import distributions, episodes, sharding, stats
-from rewardjax.agents import trainer
+from rewardjax.agents import learned_coefs, trainer
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
 from rewardjax.rewards.channels import as_channels, normalize_rewards
@@ -70,6 +70,15 @@ class PPOConfig(trainer.RolloutSizes):
   #: box, or with ``squash_actions`` through tanh rescaled to the box.
   init_log_std: float = 0.0
   squash_actions: bool = False
+  #: Channels whose coefficients are learned after every update by a one-step
+  #: look-ahead meta-gradient of the primary channel's objective
+  #: (agents/learned_coefs.py; Gupta et al. 2023): a helpful heuristic keeps its
+  #: weight, a harmful one loses it. (): none learned.
+  learn_coefs: tuple[str, ...] = ()
+  primary_channel: str = "extrinsic"   # the objective learned coefficients serve
+  meta_lr: float = 0.02                # Adam step size on the learned coefficients
+  meta_inner_lr: float = 0.1           # α of the look-ahead step θ' = θ − α∇L
+  meta_coef_bounds: tuple[float, float] = (-1.0, 2.0)
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -99,6 +108,7 @@ class RunnerState(NamedTuple):
   obs: jax.Array
   episodes: episodes.EpisodeState
   key: jax.Array
+  meta: Any = None         # learned coefficients (learned_coefs.MetaState); None when off
 
 
 TrainOutput = trainer.TrainOutput
@@ -254,6 +264,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     trainer.check_rewards(channels, env, env_params)
   num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
+  coef_learner = learned_coefs.coef_learner(
+      channels.names, tuple(config.learn_coefs), config.primary_channel, config.meta_lr,
+      config.meta_inner_lr, tuple(config.meta_coef_bounds))
 
   def make_tx(hp):
     lr = hp["lr"]
@@ -323,10 +336,14 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     # Every channel's reward from the modules' current state, then their update.
     r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
         channels, runner.reward_state, tr, k_reward)
-    advantages, targets = ppo_advantages(
-        r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-        trainer.channel_gammas(hp, unresolved_gammas), channels.episodic, hp["gae_lambda"],
-        trainer.channel_coefs(hp, channels))
+    gae_args = (r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
+                trainer.channel_gammas(hp, unresolved_gammas), channels.episodic,
+                hp["gae_lambda"])
+    if runner.meta is None:
+      advantages, targets = ppo_advantages(*gae_args, trainer.channel_coefs(hp, channels))
+    else:      # learned coefficients: the meta-step needs each channel's advantages
+      adv_c, targets = multichannel_gae(*gae_args)
+      advantages = jnp.sum(adv_c * runner.meta.coefs, axis=-1)
 
     # ------------------------------------------------ epochs × minibatches
     # Only what the loss reads is shuffled into minibatches, observations as the
@@ -341,8 +358,18 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
         lambda th, *b: loss_fn(unravel(th), *b, hp), make_tx(hp), theta, runner.opt_state,
         flat, k_perm, config.update_epochs, config.num_minibatches)
 
-    # ------------------------------------------------------------- metrics
+    # ------------------------------------- learned coefficients (optional)
     metrics = {k: v.mean() for k, v in losses.items()}
+    meta = runner.meta
+    if meta is not None:
+      log_prob_fn = lambda p: policy.log_prob(
+          network.apply(p, flat[0].obs, method=net_cls.policy), flat[0].action)
+      meta, meta_metrics = coef_learner.step(
+          meta, unravel(theta), log_prob_fn, flat[0].log_prob,
+          adv_c.reshape((batch_size, -1)))
+      metrics.update(meta_metrics)
+
+    # ------------------------------------------------------------- metrics
     episode_state, metrics = trainer.rollout_metrics(
         metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
     obs_moments = runner.obs_moments
@@ -350,7 +377,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
     runner = runner._replace(params=unravel(theta), opt_state=opt_state,
                              reward_state=reward_state, obs_moments=obs_moments,
-                             episodes=episode_state, key=key)
+                             episodes=episode_state, key=key, meta=meta)
     return runner, metrics
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
@@ -360,8 +387,10 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       obs_moments = stats.moments_update(stats.moments_init(obs_shape),
                                          st.example.obs.astype(jnp.float32), axes=(0, 1))
     opt_state = make_tx(hp).init(ravel_pytree(st.params)[0])
+    meta = (None if coef_learner is None
+            else coef_learner.init(trainer.channel_coefs(hp, channels)))
     return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs), st.key)
+                       st.obs, episodes.init(num_envs), st.key, meta)
 
   def body(runner, i, hparams=None):
     runner, metrics = update(runner, trainer.resolve_hparams(defaults, hparams))

@@ -3,9 +3,12 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+import pytest
 
-
-from rewardjax.agents import learned_coefs
+import rewardjax as rjx
+from rewardjax.agents import learned_coefs, ppo
+from rewardjax.types import stateless
 
 
 def _problem(dtype):
@@ -51,10 +54,42 @@ def test_meta_step_raises_an_aligned_channel_and_lowers_an_opposed_one():
   params, log_prob_fn, log_prob_old, adv_c = _problem(jnp.float32)
   primary = adv_c[:, 0]
   adv_c = jnp.stack([primary, primary, -primary], axis=1)    # helpful and harmful copies
-  coefs = jnp.ones(3)
+  tx = optax.sgd(10.0)
+  state = learned_coefs.meta_init(tx, jnp.ones(3))
   learned = jnp.asarray([False, True, True])
-  new, g = learned_coefs.meta_step(coefs, learned, params, log_prob_fn, log_prob_old, adv_c,
-                                   0, inner_lr=0.5, meta_lr=10.0, max_step=0.05)
-  assert g[0] == 0 and new[0] == 1.0                        # the primary is not learned
+  new, g = learned_coefs.meta_step(tx, state, learned, (0.0, 1.02), params, log_prob_fn,
+                                   log_prob_old, adv_c, 0, inner_lr=0.5)
+  assert g[0] == 0 and new.coefs[0] == 1.0                  # the primary is not learned
   assert g[1] > 0 and g[2] < 0 and np.isclose(g[1], -g[2])
-  np.testing.assert_allclose(new[1:], [1.05, 0.95])          # steps clipped to ±0.05
+  assert new.coefs[1] == np.float32(1.02)                    # raised, kept within the bounds
+  np.testing.assert_allclose(new.coefs[2], 1.0 + 10.0 * g[2], rtol=1e-6)   # lowered by β·g
+
+
+def _cartpole_with_heuristics():
+  env, env_params = rjx.envs.make("CartPole-v1")
+  tilt = lambda b: jnp.abs(b.next_obs[..., 2]) / 0.21      # 0 upright … 1 at the 12° limit
+  rewards = rjx.rewards.combine(
+      extrinsic=rjx.rewards.channel(rjx.rewards.extrinsic()),
+      # harmful: pays for a tilted pole and costs time upright, so falling at once pays best
+      harmful=rjx.rewards.channel(stateless(lambda b: 2.0 * (tilt(b) - 1.0))),
+      # helpful: pays for an upright pole
+      helpful=rjx.rewards.channel(stateless(lambda b: 1.0 - tilt(b))))
+  return env, env_params, rewards
+
+
+def test_ppo_learns_to_drop_a_harmful_channel_and_keep_a_helpful_one():
+  env, env_params, rewards = _cartpole_with_heuristics()
+  config = ppo.PPOConfig(total_timesteps=40 * 512, learn_coefs=("harmful", "helpful"))
+  out = jax.jit(ppo.make_train(config, env, env_params, rewards))(jax.random.PRNGKey(0))
+  m = jax.device_get(out.metrics)
+  assert m["coef/harmful"][-1] < 0.5 < 1.5 < m["coef/helpful"][-1]
+  assert np.all(np.diff(m["coef/harmful"][:10]) < 0)          # from the first updates on
+  np.testing.assert_array_equal(out.runner_state.meta.coefs[0], 1.0)   # the primary stays
+
+
+def test_learned_coefficients_name_their_channels():
+  env, env_params, rewards = _cartpole_with_heuristics()
+  for learn, message in ((("novelty",), "no channel named 'novelty'"),
+                         (("extrinsic",), "cannot be learned against itself")):
+    with pytest.raises(ValueError, match=message):
+      ppo.make_train(ppo.PPOConfig(learn_coefs=learn), env, env_params, rewards)
