@@ -77,6 +77,7 @@ class MetaState(NamedTuple):
 
 
 def meta_init(tx: optax.GradientTransformation, coefs: Array) -> MetaState:
+  """The coefficients ``coefs`` and ``tx``'s initial state for them."""
   return MetaState(coefs, tx.init(coefs))
 
 

@@ -29,6 +29,7 @@ REDUCTIONS = ("mean", "min", "lcb")
 
 
 class EnsembleState(NamedTuple):
+  """The members' states, stacked."""
   members: PyTree   # the member module's state, each leaf with a leading [n] axis
 
 
