@@ -58,11 +58,23 @@ def _reference(pattern: str) -> str:
   return "\n".join(parts)
 
 
+def _parameter(p: inspect.Parameter) -> str:
+  """``name: annotation = default``, with string annotations (postponed evaluation) unquoted."""
+  text = p.name if p.kind is not p.VAR_KEYWORD else f"**{p.name}"
+  if p.kind is p.VAR_POSITIONAL:
+    text = f"*{p.name}"
+  if p.annotation is not p.empty:
+    text += f": {p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)}"
+  if p.default is not p.empty:
+    text += f" = {p.default!r}"
+  return text
+
+
 def _signature(path: str) -> str:
   """A code block with the call signature (and so the defaults) of the function at ``path``."""
   module_name, name = path.rsplit(".", 1)
   fn = getattr(importlib.import_module(module_name), name)
-  params = ",\n".join(f"    {p}" for p in inspect.signature(fn).parameters.values())
+  params = ",\n".join(f"    {_parameter(p)}" for p in inspect.signature(fn).parameters.values())
   return f"```python\n{name}(\n{params},\n)\n```"
 
 
