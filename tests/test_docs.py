@@ -109,8 +109,11 @@ def _python_blocks(page: pathlib.Path) -> str:
   return "\n".join(lines)
 
 
-@pytest.mark.parametrize("page", sorted((DOCS / "rewards").glob("*.md")), ids=lambda p: p.stem)
-def test_reward_page_examples_run(page):
+EXAMPLE_PAGES = sorted((DOCS / "rewards").glob("*.md")) + [DOCS / "byo_agent.md"]
+
+
+@pytest.mark.parametrize("page", EXAMPLE_PAGES, ids=lambda p: p.stem)
+def test_page_examples_run(page):
   code = _python_blocks(page)
   assert "import rewardjax" in code, f"{page.name} has no runnable example"
   exec(compile(code, str(page), "exec"), {"__name__": "__docs__"})   # pylint: disable=exec-used
