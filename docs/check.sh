@@ -24,7 +24,8 @@ NO_MKDOCS_2_WARNING=1 "$python" -m mkdocs build --strict -q -d "$out/site"
 server=$!
 trap 'kill "$server"' EXIT
 for _ in $(seq 50); do
-  curl -fs "http://127.0.0.1:$port/" >/dev/null && break
+  "$python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" \
+    2>/dev/null && break
   sleep 0.2
 done
 
