@@ -134,6 +134,7 @@ class DDQNConfig(DQNConfig):
 
 
 class RunnerState(NamedTuple):
+  """Everything a DQN run carries from one update to the next (what checkpoints save)."""
   theta: jax.Array          # online Q-network parameters, one flat vector
   target_theta: jax.Array   # target network parameters, flat
   opt_state: Any

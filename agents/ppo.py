@@ -100,6 +100,7 @@ class PPOConfig(trainer.RolloutSizes):
 
 
 class RunnerState(NamedTuple):
+  """Everything a PPO run carries from one update to the next (what checkpoints save)."""
   params: Any
   opt_state: Any           # optax state over the flattened parameter vector
   reward_state: Any
@@ -115,12 +116,14 @@ TrainOutput = trainer.TrainOutput
 
 
 class Rollout(NamedTuple):
+  """One rollout: transitions ``[T, N]`` with the behaviour policy's log-probabilities and values."""
   transition: Transition
   log_prob: jax.Array          # [T, N]   log π_old(a_t | s_t)
   value: jax.Array             # [T, N, C] V(s_t) per channel
 
 
 class MinibatchData(NamedTuple):
+  """The per-sample inputs of PPO's loss that do not change across epochs."""
   obs: jax.Array           # observations as the policy saw them
   action: jax.Array
   log_prob: jax.Array      # behaviour policy's log-probabilities

@@ -101,6 +101,7 @@ class PQNConfig(trainer.RolloutSizes):
 
 
 class RunnerState(NamedTuple):
+  """Everything a PQN run carries from one update to the next (what checkpoints save)."""
   theta: jax.Array          # Q-network parameters, one flat vector
   opt_state: Any
   reward_state: Any

@@ -36,6 +36,7 @@ from rewardjax.types import Transition
 
 
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False):
+  """Raises a ``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (or ≥ 0)."""
   ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
   if isinstance(value, bool) or not ok:
     kind = "an integer" if integer else "a number"
@@ -46,6 +47,7 @@ def check_positive(name: str, value, integer: bool = False, allow_zero: bool = F
 
 
 def check_unit_interval(name: str, value, closed_low: bool = False):
+  """Raises a ``ValueError`` naming ``name`` unless ``value`` lies in (0, 1] (or [0, 1])."""
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise ValueError(f"{name} must be a number, got {value!r}")
   low_ok = value >= 0 if closed_low else value > 0

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rewardjax import extras
 from rewardjax.envs import registry
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class BraxEnv:
   """One brax environment with gymnax-1.0 ``reset`` / ``step`` and spaces."""
 
   def __init__(self, name: str, backend: str | None = None, **kwargs):
-    from brax import envs as brax_envs  # pylint: disable=g-import-not-at-top  (slow import)
+    brax_envs = extras.require("brax.envs", f"brax/{name}")   # an extra; a slow import
     if name not in brax_envs._envs:  # pylint: disable=protected-access
       raise ValueError(_unknown_message(name, sorted(brax_envs._envs)))  # pylint: disable=protected-access
     backend = DEFAULT_BACKENDS.get(name, "generalized") if backend is None else backend

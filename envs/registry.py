@@ -29,6 +29,7 @@ def register_prefix(prefix: str, factory: Callable[..., tuple[Any, Any]],
 
 
 def registered_ids() -> list[str]:
+  """Every id ``make`` accepts: gymnax's, the registered ones and the listed prefixed names."""
   import gymnax  # pylint: disable=g-import-not-at-top  (see make)
   prefixed = {p + n for p, (_, names) in _PREFIXES.items() for n in names}
   return sorted(set(gymnax.registered_envs) | set(_CUSTOM) | prefixed)

@@ -14,11 +14,13 @@ from rewardjax.types import Transition
 
 
 def reset_batch(env, env_params, key, num_envs: int):
+  """``(obs, state)`` of ``num_envs`` environments reset with independent keys."""
   keys = jax.random.split(key, num_envs)
   return jax.vmap(env.reset, in_axes=(0, None))(keys, env_params)
 
 
 def step_batch(env, env_params, key, env_state, action):
+  """``env.step`` vmapped over a batch of states and actions ``[N]``, one key each."""
   keys = jax.random.split(key, action.shape[0])
   return jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, env_state, action, env_params)
 

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from rewardjax import extras
+
 
 def _rows(metrics: dict) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in metrics.items() if np.ndim(v) == 2}
@@ -31,12 +33,9 @@ def _safe(label: str) -> str:
 
 class TensorBoardWriter:
   def __init__(self, logdir: str, labels: Sequence[str]):
-    try:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    except ImportError as e:
-      raise ImportError("--tensorboard needs tensorboardX: pip install tensorboardX") from e
+    summary_writer = extras.require("tensorboardX", "--tensorboard").SummaryWriter
     self.labels = list(labels)
-    self._writers = [SummaryWriter(f"{logdir}/{_safe(l)}") for l in self.labels]
+    self._writers = [summary_writer(f"{logdir}/{_safe(l)}") for l in self.labels]
 
   def write(self, metrics: dict) -> None:
     rows = _rows(metrics)

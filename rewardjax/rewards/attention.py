@@ -94,6 +94,7 @@ class Episodes(NamedTuple):
 
 
 class AttentionRedistributionState(NamedTuple):
+  """``attention_redistribution``'s state: the return model, in-progress episodes, a ring of finished ones."""
   params: Any
   opt_state: Any
   prefix: Episodes           # [N, L]: each environment's in-progress episode
