@@ -116,6 +116,7 @@ def standardize(eps: float = 1e-8) -> RewardTransform:
 
 
 class DitherState(NamedTuple):
+  """The key of ``dither``'s noise."""
   key: PRNGKey     # advanced by every update; the noise of a batch comes from it
 
 
