@@ -93,6 +93,11 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
       "ppo+shaping",
       lambda c: combine(extrinsic=channel(extrinsic()), shaping=channel(shaping(c))),
       env_id, "2 channels / 2 value heads"))
+  shaping_row = rows[-1]
+  rows.append(Row(
+      "ppo+shaping(learned)",
+      lambda c: shaping_row.build(dataclasses.replace(c, learn_coefs=("shaping",))),
+      "as ppo+shaping, its coefficient learned by the meta-gradient (learn_coefs)"))
   rows.append(_rewardjax_row(
       "ppo+shaping(sum)",
       lambda c: channel(add(extrinsic(), shaping(c)), gamma=c.gamma),
