@@ -43,3 +43,5 @@ from rewardjax.rewards.attention import AttentionRedistributionState
 from rewardjax.rewards.attention import attention_redistribution
 from rewardjax.rewards.ensemble import EnsembleState
 from rewardjax.rewards.ensemble import ensemble
+from rewardjax.rewards.select import select
+from rewardjax.rewards.select import SelectState

@@ -1,0 +1,80 @@
+"""``select`` (AIRS): the bandit's bookkeeping by hand, and what it pays."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rewardjax as rjx
+from rewardjax.rewards.select import select, ucb_choice
+from rewardjax.types import Transition, stateless
+
+
+def _batch(extrinsic):
+  r = jnp.full((4, 2), extrinsic, jnp.float32)       # [T, N]: a reward rate of `extrinsic`
+  z = jnp.zeros((4, 2, 1))
+  f = jnp.zeros((4, 2), bool)
+  return Transition(z, jnp.zeros((4, 2), jnp.int32), r, z, f, f)
+
+
+def _constant(value):
+  return stateless(lambda b: jnp.full(b.reward.shape, value, jnp.float32))
+
+
+def test_ucb_choice_by_hand():
+  # An arm never pulled comes first, the lowest index among several.
+  assert ucb_choice(jnp.asarray([5.0, 0.0, 0.0]), jnp.asarray([3.0, 0.0, 0.0]), 1.0) == 1
+  # n = 4: bonuses c·√(ln 4 / n_k) = √(ln 4 / 3) ≈ 0.680 and √(ln 4) ≈ 1.177.
+  values, pulls = jnp.asarray([0.5, 0.1]), jnp.asarray([3.0, 1.0])
+  assert ucb_choice(values, pulls, 1.0) == 1                 # 1.180 < 1.277
+  assert ucb_choice(values, pulls, 0.0) == 0                 # greedy
+
+
+def test_select_windows_payoffs_and_choices_by_hand():
+  module = select({"a": _constant(10.0), "b": _constant(20.0), "none": None}, every=2, c=0.5)
+  rates = [1.0, 1.0, 3.0, 3.0, 2.0, 2.0, 7.0, 7.0, 0.0, 0.0]   # extrinsic reward per step
+  state = module.init(jax.random.PRNGKey(0), _batch(0.0))
+  step = jax.jit(module.reward_and_update)
+  paid, arms = [], []
+  for i, rate in enumerate(rates):
+    r, state, metrics = step(state, _batch(rate), jax.random.PRNGKey(i))
+    paid.append(float(r[0, 0]))
+    arms.append(int(metrics["select/arm"]))
+  # Window 1 (updates 1-2) has no predecessor: nothing credited, every arm untried,
+  # so arm 0 again; then each untried arm in turn, credited with the rate change:
+  # arm 0: 3 − 1 = 2 (window 2); arm 1: 2 − 3 = −1 (window 3); arm 2: 7 − 2 = 5 (window 4).
+  # Then UCB, c = 0.5, n = 3, every bonus 0.5·√ln 3 ≈ 0.52: arm 2 (5.52) again,
+  # credited 0 − 7 = −7 (window 5), so its value is (5 − 7) / 2 = −1.
+  assert arms == [0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
+  assert paid == [10.0, 10.0, 10.0, 10.0, 20.0, 20.0, 0.0, 0.0, 0.0, 0.0]
+  np.testing.assert_allclose(state.pulls, [1.0, 1.0, 2.0])
+  np.testing.assert_allclose(state.values, [2.0, -1.0, -1.0])
+  # Next: n = 4; arm 0: 2 + 0.5·√ln 4 ≈ 2.59 beats −1 + 0.59 and −1 + 0.5·√(ln 4 / 2).
+  assert int(state.arm) == 0
+  np.testing.assert_allclose(float(state.previous_rate), 0.0)
+
+
+def test_select_keeps_every_candidate_learning_and_runs_in_ppo():
+  env, params = rjx.envs.make("DeepSea-bsuite", size=5)
+  module = select({"counts": rjx.rewards.count_bonus(), "rnd": rjx.rewards.rnd(),
+                   "none": None}, every=2)
+  from rewardjax.agents import ppo  # pylint: disable=g-import-not-at-top
+  rewards = rjx.rewards.combine(extrinsic=rjx.rewards.channel(rjx.rewards.extrinsic()),
+                                novelty=rjx.rewards.intrinsic_channel(module))
+  config = ppo.PPOConfig(total_timesteps=12 * 512, num_envs=4)
+  out = jax.jit(ppo.make_train(config, env, params, rewards))(jax.random.PRNGKey(0))
+  m = jax.device_get(out.metrics)
+  arms = m["rewards/novelty/select/arm"]
+  assert set(np.unique(arms)) == {0.0, 1.0, 2.0}           # every arm was tried
+  assert np.all(arms[:2] == 0)                             # windows of 2 updates
+  counts = out.runner_state.reward_state["novelty"].module.candidates["counts"]
+  assert int(np.sum(counts.counts)) == 12 * 512            # counted while not paid too
+
+
+def test_select_refuses_bad_candidates():
+  with pytest.raises(ValueError, match="at least two"):
+    select({"a": _constant(1.0)})
+  with pytest.raises(TypeError, match="not a RewardModule"):
+    select({"a": _constant(1.0), "b": 3})
+  with pytest.raises(ValueError, match="potential shaping"):
+    select({"a": _constant(1.0), "b": rjx.rewards.potential_shaping(lambda o: o[0], 0.99)})
