@@ -333,6 +333,29 @@ def _build_attention(ctx, arg, options, gamma):
   return factory(**options)
 
 
+def _build_select(ctx, arg, options, gamma):
+  """``select:a|b|none``: each candidate as its kind builds it with default options,
+  normalised by its return std where its kind is (so the bandit compares like with like)."""
+  from rewardjax.rewards.select import select  # pylint: disable=g-import-not-at-top
+  from rewardjax.rewards.transforms import transform  # pylint: disable=g-import-not-at-top
+  candidates = {}
+  for name in (n.strip() for n in arg.split("|")):
+    if name == "none":
+      candidates[name] = None
+      continue
+    if name in ("select", "extrinsic", "potential", "attention") or name not in KINDS:
+      raise _unknown("select candidate", name,
+                     [k for k in KINDS if k not in ("select", "extrinsic", "potential",
+                                                    "attention")] + ["none"])
+    kind = KINDS[name]
+    module = kind.build(ctx, None, {}, kind.gamma or gamma)
+    if kind.normalize:
+      module = transform(module, normalize_by_return_std(kind.gamma or gamma,
+                                                         episodic=kind.episodic))
+    candidates[name] = module
+  return select(candidates, **options)
+
+
 KINDS: dict[str, Kind] = {
     "extrinsic": Kind(_build_extrinsic, dict, help="the environment's reward"),
     "potential": Kind(
@@ -351,6 +374,11 @@ KINDS: dict[str, Kind] = {
         episodic=False, normalize=True,
         help="counts over binned progress (non-episodic, normalised by its return std); "
              "progress_counts[:<name>|<file.py>]"),
+    "select": Kind(
+        _build_select, lambda: {"every": Option(10), "c": Option(1.0)}, arg="required",
+        gamma=0.99, episodic=False, takes_gamma=True,
+        help="AIRS: a bandit pays one bonus at a time, chosen by the extrinsic reward's "
+             "change; select:counts|rnd|none[@every=10,c=1.0]"),
     "attention": Kind(
         _build_attention, _attention_options,
         help="the return redistributed over each finished episode's steps by a learned "

@@ -78,3 +78,20 @@ def test_select_refuses_bad_candidates():
     select({"a": _constant(1.0), "b": 3})
   with pytest.raises(ValueError, match="potential shaping"):
     select({"a": _constant(1.0), "b": rjx.rewards.potential_shaping(lambda o: o[0], 0.99)})
+
+
+def test_select_spec_kind_builds_its_candidates_as_their_kinds_do():
+  from rewardjax import spec  # pylint: disable=g-import-not-at-top
+  env, params = rjx.envs.make("DeepSea-bsuite", size=5)
+  channels = spec.parse_rewards("extrinsic+select:counts|rnd|none@every=3",
+                                env_id="DeepSea-bsuite", env=env, env_params=params, gamma=0.99)
+  assert channels.names == ("extrinsic", "select")
+  assert channels.gammas[1] == 0.99 and not channels.episodic[1]
+  batch = rjx.envs.rollouts.random_rollout(env, params, jax.random.PRNGKey(0), 4, 2)
+  state = channels.init(jax.random.PRNGKey(0), batch)["select"]
+  assert set(state.candidates) == {"counts", "rnd", "none"}
+  # counts is normalised by its return std, as its kind is; rnd normalises itself.
+  assert type(state.candidates["counts"]).__name__ == "TransformedState"
+  with pytest.raises(ValueError, match="unknown select candidate 'potential'"):
+    spec.parse_rewards("select:counts|potential", env_id="DeepSea-bsuite", env=env,
+                       env_params=params, gamma=0.99)
