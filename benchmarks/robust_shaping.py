@@ -24,6 +24,7 @@ goal), and for the learned arm the heuristic's final coefficient.
 
     python benchmarks/robust_shaping.py                       # every task, 8 seeds
     python benchmarks/robust_shaping.py --tasks cartpole-tilt --seeds 2 --scale 0.1   # smoke
+    python benchmarks/robust_shaping.py --dither              # ReDit on DeepSea-10
 """
 
 from __future__ import annotations
@@ -94,6 +95,29 @@ def run_task(name, arm, seeds, key, scale):
   return row
 
 
+def dither_table(seeds, key, scale, size=10, steps=300_000, scale_noise=0.05):
+  """ReDit on DeepSea: the extrinsic reward with and without dithering, plain PPO."""
+  env, params = rjx.envs.make("DeepSea-bsuite", size=size)
+  config = ppo.PPOConfig(total_timesteps=int(steps * scale), **DEEPSEA)
+  print(f"\nDeepSea-{size}, {config.total_timesteps:,} steps, PPO {DEEPSEA}")
+  print("| rewards | seeds reaching the treasure | env steps to first (median) | "
+        "last-5 % mean return | wall s |")
+  print("|---|---|---:|---:|---:|")
+  for rewards_spec in ("extrinsic", f"extrinsic@dither={scale_noise}"):
+    rewards = spec.parse_rewards(rewards_spec, env_id="DeepSea-bsuite", env=env,
+                                 env_params=params, gamma=config.gamma)
+    train = jax.jit(jax.vmap(ppo.make_train(config, env, params, rewards)))
+    t0 = time.time()
+    m = jax.device_get(jax.block_until_ready(train(jax.random.split(key, seeds))).metrics)
+    hit = np.asarray(m["episode_return_max"]) > 0.5
+    steps_to = [int(m["env_steps"][0][np.argmax(h)]) for h in hit if h.any()]
+    ret = np.asarray(m["episode_return"])
+    tail = np.nanmean(ret[:, -max(1, ret.shape[1] // 20):])
+    median = f"{int(np.median(steps_to)):,}" if steps_to else "—"
+    print(f"| `{rewards_spec}` | {hit.any(1).sum()}/{seeds} | {median} | {tail:.3f} | "
+          f"{time.time() - t0:.0f} |", flush=True)
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,7 +126,12 @@ def main():
   p.add_argument("--seeds", type=int, default=8)
   p.add_argument("--key", type=int, default=20261201, help="PRNGKey split into --seeds keys")
   p.add_argument("--scale", type=float, default=1.0, help="multiplies every task's steps")
+  p.add_argument("--dither", action="store_true",
+                 help="only the ReDit table: DeepSea-10 with and without dithering")
   args = p.parse_args()
+  if args.dither:
+    dither_table(args.seeds, jax.random.PRNGKey(args.key), args.scale)
+    return
   key = jax.random.PRNGKey(args.key)
   print(f"device {jax.devices()[0]}; keys split(PRNGKey({args.key}), {args.seeds})")
   print("| task | arm | steps | last-5 % mean return per seed | mean | goal reached | "
