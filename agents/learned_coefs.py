@@ -71,32 +71,38 @@ def meta_gradient(coefs: Array, params: PyTree, log_prob_fn: Callable[[PyTree], 
 
 
 class MetaState(NamedTuple):
-  """Learned coefficients and their optimiser's state."""
+  """Learned coefficients, their optimiser's state and where they started."""
   coefs: Array          # [C], every channel's coefficient (only the learned ones move)
   opt_state: PyTree
+  prior: Array          # [C], the initial coefficients (``prior_decay`` pulls back to them)
 
 
 def meta_init(tx: optax.GradientTransformation, coefs: Array) -> MetaState:
   """The coefficients ``coefs`` and ``tx``'s initial state for them."""
-  return MetaState(coefs, tx.init(coefs))
+  return MetaState(coefs, tx.init(coefs), coefs)
 
 
 def meta_step(tx: optax.GradientTransformation, state: MetaState, learned: Array,
               bounds: tuple[float, float], params: PyTree,
               log_prob_fn: Callable[[PyTree], Array], log_prob_old: Array, adv_c: Array,
-              primary: int, inner_lr: float) -> tuple[MetaState, Array]:
+              primary: int, inner_lr: float,
+              prior_decay: float = 0.0) -> tuple[MetaState, Array]:
   """One ascent step of ``tx`` on the ``learned`` coefficients along ``∂J/∂φ``.
 
   ``learned`` is a ``[C]`` bool mask; other coefficients (the primary's among
-  them) stay as they are. Learned ones are kept within ``bounds``. Under
-  sharded training the meta-gradient is averaged over devices first. Returns
-  ``(state, meta-gradient)``.
+  them) stay as they are. Learned ones are kept within ``bounds``. With
+  ``prior_decay`` λ > 0 each step also pulls them back by ``λ·(φ − φ_0)``, so a
+  meta-gradient that is only noise leaves them near their initial values
+  ``φ_0`` (a random walk of step β settles at a spread of about ``β/√(2λ)``)
+  while a consistent one still moves them. Under sharded training the
+  meta-gradient is averaged over devices first. Returns ``(state, meta-gradient)``.
   """
   g = meta_gradient(state.coefs, params, log_prob_fn, log_prob_old, adv_c, primary, inner_lr)
   g = jnp.where(learned, sharding.pmean(g), 0.0)
   updates, opt_state = tx.update(-g, state.opt_state, state.coefs)     # ascent on J
-  coefs = jnp.clip(optax.apply_updates(state.coefs, updates), *bounds)
-  return MetaState(jnp.where(learned, coefs, state.coefs), opt_state), g
+  coefs = optax.apply_updates(state.coefs, updates)
+  coefs = jnp.clip(coefs - prior_decay * (coefs - state.prior), *bounds)
+  return MetaState(jnp.where(learned, coefs, state.coefs), opt_state, state.prior), g
 
 
 class CoefLearner(NamedTuple):
@@ -107,10 +113,11 @@ class CoefLearner(NamedTuple):
 
 
 def coef_learner(names: tuple[str, ...], learn: tuple[str, ...], primary: str,
-                 meta_lr: float, inner_lr: float,
-                 bounds: tuple[float, float]) -> CoefLearner | None:
+                 meta_lr: float, inner_lr: float, bounds: tuple[float, float],
+                 prior_decay: float = 0.0) -> CoefLearner | None:
   """The coefficients of channels ``learn`` learned against channel ``primary``
-  (Adam, step size ``meta_lr``, within ``bounds``); ``None`` if ``learn`` is empty.
+  (Adam, step size ``meta_lr``, within ``bounds``, pulled back to their initial
+  values by ``prior_decay``); ``None`` if ``learn`` is empty.
 
   Metrics per update: ``coef/<name>`` and ``meta_grad/<name>`` of each learned channel.
   """
@@ -123,16 +130,17 @@ def coef_learner(names: tuple[str, ...], learn: tuple[str, ...], primary: str,
   if primary in learn:
     raise ValueError(f"learned coefficients: the primary channel {primary!r} cannot be "
                      "learned against itself")
-  if not (meta_lr > 0 and inner_lr > 0 and bounds[0] < bounds[1]):
-    raise ValueError(f"learned coefficients: need meta_lr > 0, inner_lr > 0 and "
-                     f"bounds low < high; got {meta_lr}, {inner_lr}, {bounds}")
+  if not (meta_lr > 0 and inner_lr > 0 and bounds[0] < bounds[1] and 0 <= prior_decay < 1):
+    raise ValueError(f"learned coefficients: need meta_lr > 0, inner_lr > 0, bounds "
+                     f"low < high and 0 <= prior_decay < 1; got {meta_lr}, {inner_lr}, "
+                     f"{bounds}, {prior_decay}")
   tx = optax.adam(meta_lr)
   learned = jnp.asarray([n in learn for n in names])
   p = names.index(primary)
 
   def step(state, params, log_prob_fn, log_prob_old, adv_c):
     state, g = meta_step(tx, state, learned, bounds, params, log_prob_fn, log_prob_old,
-                         adv_c, p, inner_lr)
+                         adv_c, p, inner_lr, prior_decay)
     metrics = {}
     for i, name in enumerate(names):
       if name in learn:

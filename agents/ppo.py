@@ -79,6 +79,7 @@ class PPOConfig(trainer.RolloutSizes):
   meta_lr: float = 0.02                # Adam step size on the learned coefficients
   meta_inner_lr: float = 0.1           # α of the look-ahead step θ' = θ − α∇L
   meta_coef_bounds: tuple[float, float] = (-1.0, 2.0)
+  meta_prior_decay: float = 0.0        # pull of learned coefficients back to their start
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -269,7 +270,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
   coef_learner = learned_coefs.coef_learner(
       channels.names, tuple(config.learn_coefs), config.primary_channel, config.meta_lr,
-      config.meta_inner_lr, tuple(config.meta_coef_bounds))
+      config.meta_inner_lr, tuple(config.meta_coef_bounds), config.meta_prior_decay)
 
   def make_tx(hp):
     lr = hp["lr"]

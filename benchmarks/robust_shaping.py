@@ -74,11 +74,12 @@ def rewards_of(arm, heuristic, env_id, env, params, gamma):
                              heuristic=rjx.rewards.channel(stateless(heuristic)))
 
 
-def run_task(name, arm, seeds, key, scale):
+def run_task(name, arm, seeds, key, scale, meta=None):
   env_id, env_kwargs, steps, config_kwargs, heuristic, goal = TASKS[name]
   env, params = rjx.envs.make(env_id, **env_kwargs)
   config = ppo.PPOConfig(total_timesteps=int(steps * scale), **config_kwargs,
-                         learn_coefs=("heuristic",) if arm == "learned" else ())
+                         learn_coefs=("heuristic",) if arm == "learned" else (),
+                         **(meta or {}))
   rewards = rewards_of(arm, heuristic, env_id, env, params, config.gamma)
   train = jax.jit(jax.vmap(ppo.make_train(config, env, params, rewards)))
   t0 = time.time()
@@ -126,6 +127,8 @@ def main():
   p.add_argument("--seeds", type=int, default=8)
   p.add_argument("--key", type=int, default=20261201, help="PRNGKey split into --seeds keys")
   p.add_argument("--scale", type=float, default=1.0, help="multiplies every task's steps")
+  p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                 help="PPOConfig meta_* fields for the learned arm, e.g. meta_prior_decay=0.01")
   p.add_argument("--dither", action="store_true",
                  help="only the ReDit table: DeepSea-10 with and without dithering")
   args = p.parse_args()
@@ -133,13 +136,15 @@ def main():
     dither_table(args.seeds, jax.random.PRNGKey(args.key), args.scale)
     return
   key = jax.random.PRNGKey(args.key)
-  print(f"device {jax.devices()[0]}; keys split(PRNGKey({args.key}), {args.seeds})")
+  meta = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+  print(f"device {jax.devices()[0]}; keys split(PRNGKey({args.key}), {args.seeds}); "
+        f"learned arm: {meta or 'PPOConfig defaults'}")
   print("| task | arm | steps | last-5 % mean return per seed | mean | goal reached | "
         "final coef per seed | wall s |")
   print("|---|---|---:|---|---:|---|---|---:|")
   for name in args.tasks:
     for arm in args.arms:
-      row = run_task(name, arm, args.seeds, key, args.scale)
+      row = run_task(name, arm, args.seeds, key, args.scale, meta)
       goal = f"{int(row['goal'].sum())}/{args.seeds}" if "goal" in row else "—"
       coef = ", ".join(f"{c:.2f}" for c in row["coef"]) if "coef" in row else "—"
       print(f"| {name} | {arm} | {row['steps']:,} | "

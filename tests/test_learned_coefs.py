@@ -63,6 +63,10 @@ def test_meta_step_raises_an_aligned_channel_and_lowers_an_opposed_one():
   assert g[1] > 0 and g[2] < 0 and np.isclose(g[1], -g[2])
   assert new.coefs[1] == np.float32(1.02)                    # raised, kept within the bounds
   np.testing.assert_allclose(new.coefs[2], 1.0 + 10.0 * g[2], rtol=1e-6)   # lowered by β·g
+  # prior_decay λ pulls the stepped coefficient back toward where it started.
+  pulled, _ = learned_coefs.meta_step(tx, state, learned, (-5.0, 5.0), params, log_prob_fn,
+                                      log_prob_old, adv_c, 0, inner_lr=0.5, prior_decay=0.25)
+  np.testing.assert_allclose(pulled.coefs[1:], 1.0 + 0.75 * 10.0 * g[1:], rtol=1e-5)
 
 
 def _cartpole_with_heuristics():
