@@ -181,7 +181,7 @@ def test_register_kind():
 
 @pytest.mark.parametrize("text, match", [
     ("extrinsic+rndd", r"unknown rewards kind 'rndd'.*Did you mean: rnd.*Valid: .*extrinsic"),
-    ("extrinsic@scale=2", r"unknown option 'scale'.*Valid: coef, episodic, gamma, name"),
+    ("extrinsic@scale=2", r"unknown option 'scale'.*Valid: coef, decay, episodic, gamma, name"),
     ("potential:mountaincar@scael=2", r"Did you mean: scale"),
     ("extrinsic@coef=abc", r"coef: expected a finite number, got 'abc'"),
     ("potential:mountaincar@scale=nan", r"scale: expected a finite number"),
