@@ -95,9 +95,9 @@ def _tiny(agent):
 
 @pytest.mark.parametrize("name", ["ppo", "ppo_continuous", "ddqn", "pqn"])
 def test_evaluation_consumes_no_training_randomness(name):
-  """Training metrics and state with evaluation on equal those with it off, bit for bit;
-  evaluation metrics are NaN before the first evaluation and held between them; a run
-  resumed in chunks reports the same evaluation metrics."""
+  """Training metrics and state with evaluation on equal those with it off, bit for bit
+  (vmapped seeds); evaluation metrics are NaN before the first evaluation and held
+  between them; (PPO) a run resumed in chunks reports the same evaluation metrics."""
   agent = {"ppo": ppo, "ppo_continuous": ppo, "ddqn": dqn, "pqn": pqn}[name]
   env_id = "Pendulum-v1" if name == "ppo_continuous" else "CartPole-v1"
   env, params = rjx.envs.make(env_id)
@@ -121,6 +121,8 @@ def test_evaluation_consumes_no_training_randomness(name):
   assert (np.asarray(out_on.metrics["eval/length"])[:, 1:] >= 1).all()
   assert (np.asarray(out_on.metrics["eval/length"])[:, 1:] <= 20).all()
 
+  if name != "ppo":
+    return
   # In chunks of 3 + 3 updates (a checkpointed run): the same evaluation metrics.
   run = jax.jit(train_on.run, static_argnums=2)
   runner, first = run(jax.jit(train_on.init)(keys[0]), 0, 3)
