@@ -51,7 +51,9 @@ from jax.flatten_util import ravel_pytree
 from rewardjax import episodes, q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import trainer
-from rewardjax.agents.q_learning import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
+from rewardjax.agents import evaluation
+from rewardjax.agents.q_learning import (QEvalConfig, epsilon_greedy_rollout, greedy_act,
+                                               linear_epsilon, q_agent_setup)
 from rewardjax.nets import ACTIVATIONS, QNetwork
 from rewardjax.rewards.channels import as_channels
 from rewardjax.types import Transition, reward_and_update
@@ -60,8 +62,8 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig(trainer.RolloutSizes):
-  """DQN hyperparameters (CartPole-scale defaults)."""
+class DQNConfig(trainer.RolloutSizes, QEvalConfig):
+  """DQN hyperparameters (CartPole-scale defaults); evaluation fields from ``QEvalConfig``."""
   total_timesteps: int = 500_000
   num_envs: int = 8               # environments stepped together
   num_steps: int = 4              # steps per environment between learning phases
@@ -96,6 +98,7 @@ class DQNConfig(trainer.RolloutSizes):
   value_mapping: tuple[str, ...] = ("identity",)
 
   def __post_init__(self):
+    self.check_eval()
     for name in ("total_timesteps", "num_envs", "num_steps", "num_gradient_steps",
                  "minibatch_size", "buffer_size", "n_step", "target_update_interval"):
       trainer.check_positive(name, getattr(self, name), integer=True)
@@ -145,6 +148,7 @@ class RunnerState(NamedTuple):
   episodes: episodes.EpisodeState
   env_steps: jax.Array      # int32 scalar
   key: jax.Array
+  evaluation: Any = None    # the last evaluation's metrics (``evaluation``); None when off
 
 
 TrainOutput = trainer.TrainOutput
@@ -247,6 +251,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
         f"num_envs ({config.num_envs}) and minibatch_size ({config.minibatch_size}) must split "
         f"evenly over {num_devices} devices")
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
+  coef_schedules = trainer.coef_schedules(channels)
+  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
 
   # Time is the buffer's second axis: one column of transitions per environment
   # (per device: its own environments' columns, the same length of time).
@@ -349,12 +355,21 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     # One flat parameter vector (trainer.flat_unravel): a Polyak target update is
     # then one fused multiply-add.
     return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, st.reward_state,
-                       st.env_state, st.obs, episodes.init(num_envs), jnp.int32(0), st.key)
+                       st.env_state, st.obs, episodes.init(num_envs), jnp.int32(0), st.key,
+                       None if evaluate is None else evaluation.init_metrics())
 
-  update = make_update(trainer.flat_unravel(network, obs_shape))
+  unravel = trainer.flat_unravel(network, obs_shape)
+  update = make_update(unravel)
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, i, trainer.resolve_hparams(defaults, hparams))
+    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
+                                      coef_schedules, i, num_updates)
+    runner, metrics = update(runner, i, hp)
+    metrics.update(scheduled)
+    runner, metrics = evaluation.after_update(
+        evaluate, config, num_updates, runner, i, metrics,
+        lambda r: greedy_act(q_values, unravel(r.theta), trainer.channel_coefs(hp, channels),
+                             num_actions, config.eval_epsilon))
     return runner, trainer.report(callback, metrics, i, config.batch_size)
 
   return trainer.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import distributions, episodes, sharding, stats
-from rewardjax.agents import learned_coefs, trainer
+from rewardjax import distributions, episodes, schedules, sharding, stats
+from rewardjax.agents import evaluation, learned_coefs, trainer
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
 from rewardjax.rewards.channels import as_channels, normalize_rewards
@@ -38,8 +38,11 @@ from rewardjax.types import Transition, reward_and_update
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig(trainer.RolloutSizes):
-  """PPO hyperparameters; defaults follow PureJaxRL's CartPole settings."""
+class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
+  """PPO hyperparameters; defaults follow PureJaxRL's CartPole settings.
+
+  Evaluation fields (``eval_every`` …) are ``evaluation.EvalConfig``'s.
+  """
   total_timesteps: int = 500_000
   num_envs: int = 4
   num_steps: int = 128
@@ -80,6 +83,12 @@ class PPOConfig(trainer.RolloutSizes):
   meta_inner_lr: float = 0.1           # α of the look-ahead step θ' = θ − α∇L
   meta_coef_bounds: tuple[float, float] = (-1.0, 2.0)
   meta_prior_decay: float = 0.0        # pull of learned coefficients back to their start
+  # Evaluate the policy's mode (False) or samples from it (True).
+  eval_sampled: bool = False
+  # Anneal ent_coef over training (``rewardjax.schedules``: "exp:κ",
+  # "linear:φ[:floor]", "step:φ[:floor]"); "": constant. Its κ or φ is the
+  # sweepable ``ent_decay``.
+  ent_schedule: str = ""
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -98,6 +107,9 @@ class PPOConfig(trainer.RolloutSizes):
       raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
     trainer.check_rollout(self.num_envs, self.num_steps, self.num_minibatches,
                          self.total_timesteps)
+    self.check_eval()
+    if self.ent_schedule:
+      schedules.parse(self.ent_schedule)
 
 
 class RunnerState(NamedTuple):
@@ -111,6 +123,7 @@ class RunnerState(NamedTuple):
   episodes: episodes.EpisodeState
   key: jax.Array
   meta: Any = None         # learned coefficients (learned_coefs.MetaState); None when off
+  evaluation: Any = None   # the last evaluation's metrics (``evaluation``); None when off
 
 
 TrainOutput = trainer.TrainOutput
@@ -137,10 +150,13 @@ class Policy(NamedTuple):
   sample: Callable         # (key, policy_out) -> (stored action, log-prob, env action)
   log_prob: Callable       # (policy_out, stored action) -> log-prob
   entropy: Callable        # policy_out -> entropy
+  mode: Callable           # policy_out -> env action of highest density (greedy)
 
 
 # Hyperparameters ``train(key, hparams)`` accepts as (traceable) overrides, besides
-# ``<channel>.coef``; ``gamma`` is the discount of channels that do not set their own.
+# ``<channel>.coef``, a scheduled channel's ``<channel>.decay`` and, with an
+# ``ent_schedule``, ``ent_decay``; ``gamma`` is the discount of channels that do
+# not set their own.
 SWEEPABLE = ("lr", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "gae_lambda", "gamma")
 
 
@@ -161,7 +177,7 @@ def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int) -> P
       return action, distributions.categorical_log_prob(logits, action), action
 
     return Policy(network, sample, distributions.categorical_log_prob,
-                  distributions.categorical_entropy)
+                  distributions.categorical_entropy, lambda logits: jnp.argmax(logits, -1))
   if not (hasattr(space, "low") and hasattr(space, "high")):
     raise ValueError(f"PPO needs a discrete or Box action space; {type(space).__name__} given")
   low, high = distributions.box_bounds(space)     # checked before any compile
@@ -173,7 +189,8 @@ def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int) -> P
     u, log_prob = gaussian.sample(key, out)
     return u, log_prob, gaussian.to_env(u)
 
-  return Policy(network, sample, gaussian.log_prob, gaussian.entropy)
+  return Policy(network, sample, gaussian.log_prob, gaussian.entropy,
+                lambda out: gaussian.to_env(out[0]))
 
 
 def ppo_advantages(r, value, v_next_true, v_next_seq, terminated, truncated, gammas,
@@ -271,6 +288,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   coef_learner = learned_coefs.coef_learner(
       channels.names, tuple(config.learn_coefs), config.primary_channel, config.meta_lr,
       config.meta_inner_lr, tuple(config.meta_coef_bounds), config.meta_prior_decay)
+  coef_schedules = trainer.coef_schedules(channels)
+  if config.ent_schedule:
+    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
+    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
+  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
 
   def make_tx(hp):
     lr = hp["lr"]
@@ -394,10 +416,23 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     meta = (None if coef_learner is None
             else coef_learner.init(trainer.channel_coefs(hp, channels)))
     return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs), st.key, meta)
+                       st.obs, episodes.init(num_envs), st.key, meta,
+                       None if evaluate is None else evaluation.init_metrics())
+
+  def policy_act(runner: RunnerState):
+    """The policy evaluation runs: the mode of π(·|s), or a sample with ``eval_sampled``."""
+    def act(key, obs):
+      out = network.apply(runner.params, observe(obs, runner.obs_moments), method=net_cls.policy)
+      return policy.sample(key, out)[2] if config.eval_sampled else policy.mode(out)
+    return act
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, trainer.resolve_hparams(defaults, hparams))
+    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
+                                      coef_schedules, i, config.num_updates)
+    runner, metrics = update(runner, hp)
+    metrics.update(scheduled)
+    runner, metrics = evaluation.after_update(evaluate, config, config.num_updates, runner, i,
+                                              metrics, policy_act)
     return runner, trainer.report(callback, metrics, i, config.batch_size)
 
   return trainer.Trainer(init, body, config.num_updates, TrainOutput, mesh=mesh,

@@ -39,7 +39,9 @@ from jax.flatten_util import ravel_pytree
 from rewardjax import episodes, q_targets
 from rewardjax import value_mapping as vm
 from rewardjax.agents import trainer
-from rewardjax.agents.q_learning import epsilon_greedy_rollout, linear_epsilon, q_agent_setup
+from rewardjax.agents import evaluation
+from rewardjax.agents.q_learning import (QEvalConfig, epsilon_greedy_rollout, greedy_act,
+                                               linear_epsilon, q_agent_setup)
 from rewardjax.nets import ACTIVATIONS
 from rewardjax.returns import channel_bootstrap
 from rewardjax.types import reward_and_update
@@ -48,8 +50,8 @@ LOSSES = ("huber", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
-class PQNConfig(trainer.RolloutSizes):
-  """PQN hyperparameters (CartPole-scale defaults).
+class PQNConfig(trainer.RolloutSizes, QEvalConfig):
+  """PQN hyperparameters (CartPole-scale defaults); evaluation fields from ``QEvalConfig``.
 
   The rollout, epochs, γ, λ, gradient clipping and LayerNorm follow purejaxql's
   CartPole config; the learning rate and ε floor are this library's.
@@ -81,6 +83,7 @@ class PQNConfig(trainer.RolloutSizes):
   value_mapping: tuple[str, ...] = ("identity",)
 
   def __post_init__(self):
+    self.check_eval()
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
       trainer.check_positive(name, getattr(self, name), integer=True)
     trainer.check_unit_interval("gamma", self.gamma)
@@ -110,6 +113,7 @@ class RunnerState(NamedTuple):
   episodes: episodes.EpisodeState
   env_steps: jax.Array
   key: jax.Array
+  evaluation: Any = None    # the last evaluation's metrics (``evaluation``); None when off
 
 
 TrainOutput = trainer.TrainOutput
@@ -181,6 +185,8 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   num_updates = config.num_updates
   num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
+  coef_schedules = trainer.coef_schedules(channels)
+  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
 
   def make_tx(hp):
     lr = hp["lr"]
@@ -247,12 +253,21 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
     theta, _ = ravel_pytree(st.params)      # one flat vector (trainer.flat_unravel)
     return RunnerState(theta, make_tx(hp).init(theta), st.reward_state, st.env_state, st.obs,
-                       episodes.init(num_envs), jnp.int32(0), st.key)
+                       episodes.init(num_envs), jnp.int32(0), st.key,
+                       None if evaluate is None else evaluation.init_metrics())
 
-  update = make_update(trainer.flat_unravel(network, obs_shape))
+  unravel = trainer.flat_unravel(network, obs_shape)
+  update = make_update(unravel)
 
   def body(runner, i, hparams=None):
-    runner, metrics = update(runner, trainer.resolve_hparams(defaults, hparams))
+    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
+                                      coef_schedules, i, num_updates)
+    runner, metrics = update(runner, hp)
+    metrics.update(scheduled)
+    runner, metrics = evaluation.after_update(
+        evaluate, config, num_updates, runner, i, metrics,
+        lambda r: greedy_act(q_values, unravel(r.theta), trainer.channel_coefs(hp, channels),
+                             num_actions, config.eval_epsilon))
     return runner, trainer.report(callback, metrics, i, config.batch_size)
 
   return trainer.Trainer(init, body, num_updates, TrainOutput, mesh=mesh,

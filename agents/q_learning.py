@@ -8,6 +8,7 @@ the heads in the regular space, ``Σ_c coef_c · f_c⁻¹(q̃_c)``
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -15,11 +16,29 @@ import jax.numpy as jnp
 
 from rewardjax import q_targets
 from rewardjax import value_mapping as vm
-from rewardjax.agents import trainer
+from rewardjax.agents import evaluation, trainer
 from rewardjax.envs.rollouts import step_batch
 from rewardjax.nets import QNetwork
 from rewardjax.rewards.channels import as_channels
 from rewardjax.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class QEvalConfig(evaluation.EvalConfig):
+  """``evaluation.EvalConfig`` with the Q-learners' evaluation ε."""
+  eval_epsilon: float = 0.0      # 0: greedy evaluation; > 0: ε-greedy
+
+  def check_eval(self) -> None:
+    super().check_eval()
+    trainer.check_unit_interval("eval_epsilon", self.eval_epsilon, closed_low=True)
+
+
+def greedy_act(q_values: Callable, params, coefs, num_actions: int, epsilon: float):
+  """``act(key, obs)``: ε-greedy (greedy at ε = 0) on the coefficient-weighted Q; for evaluation."""
+  def act(key, obs):
+    greedy = q_targets.greedy_action(q_values(params, obs), coefs)
+    return greedy if epsilon == 0 else epsilon_greedy(key, greedy, num_actions, epsilon)
+  return act
 
 
 def linear_epsilon(config, env_steps, eps_start=None, eps_end=None):

@@ -5,7 +5,7 @@
 
 A record states what the command may ask of an agent — its config class, its
 ``make_train``, the hyperparameters ``train(key, hparams)`` traces, whether it
-runs in chunks, takes a device mesh or reports progress — so the command never
+runs in chunks, takes a device mesh, reports progress or evaluates — so the command never
 inspects the agent's functions or modules. A new agent is one ``AgentSpec``
 passed to ``register``.
 """
@@ -31,6 +31,7 @@ class AgentSpec(NamedTuple):
       ``train.init`` and ``train.run`` (sweeps, ``--checkpoint-every``, ``--resume``).
     supports_mesh: ``make_train`` takes ``mesh=`` (``--num-devices``).
     reports_progress: ``make_train`` takes ``callback=``, called after every update.
+    evaluates: the config has ``evaluation.EvalConfig``'s fields (``--eval-every``).
   """
   name: str
   config_cls: type
@@ -39,12 +40,15 @@ class AgentSpec(NamedTuple):
   trainer: bool = False
   supports_mesh: bool = False
   reports_progress: bool = False
+  evaluates: bool = False
 
-  def sweepable_names(self, channel_names) -> tuple[str, ...]:
-    """Every name ``--sweep`` accepts with these reward channels."""
+  def sweepable_names(self, channel_names, scheduled=()) -> tuple[str, ...]:
+    """Every name ``--sweep`` accepts with these reward channels, of which those
+    named in ``scheduled`` have a coefficient schedule (``<name>.decay``)."""
     if not self.trainer:
       return ()
-    return tuple(self.sweepable) + tuple(f"{n}.coef" for n in channel_names)
+    return (tuple(self.sweepable) + tuple(f"{n}.coef" for n in channel_names)
+            + tuple(f"{n}.decay" for n in scheduled))
 
 
 AGENTS: dict[str, AgentSpec] = {}
@@ -60,7 +64,7 @@ def register(spec: AgentSpec) -> None:
 def _trainer_agent(name: str, config_cls: type, module) -> AgentSpec:
   """The record of an agent whose ``make_train`` builds a ``trainer.Trainer``."""
   return AgentSpec(name, config_cls, module.make_train, sweepable=tuple(module.SWEEPABLE),
-                   trainer=True, supports_mesh=True, reports_progress=True)
+                   trainer=True, supports_mesh=True, reports_progress=True, evaluates=True)
 
 
 register(_trainer_agent("ppo", ppo.PPOConfig, ppo))

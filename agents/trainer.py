@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rewardjax import episodes, sharding
+from rewardjax import episodes, schedules, sharding
 from rewardjax.envs.rollouts import random_rollout, reset_batch
 from rewardjax.rewards.channels import Channels
 from rewardjax.shuffle import shuffle_order
@@ -351,11 +351,37 @@ def flag_invalid_hparams(metrics: dict, hparams: Mapping[str, Any] | None) -> di
 
 
 def sweep_defaults(config, sweepable, channels) -> dict:
-  """The values ``train(key, hparams)`` overrides: the config's sweepable fields and
-  every channel's ``<name>.coef``."""
+  """The values ``train(key, hparams)`` overrides: the config's sweepable fields,
+  every channel's ``<name>.coef`` and every scheduled channel's ``<name>.decay``
+  (its schedule's rate or fraction, ``rewardjax.schedules``)."""
   defaults = {k: getattr(config, k) for k in sweepable}
   defaults.update({f"{n}.coef": c for n, c in zip(channels.names, channels.coefs)})
+  defaults.update({param: s.param for _, (s, param) in coef_schedules(channels).items()})
   return defaults
+
+
+def coef_schedules(channels: Channels) -> dict:
+  """``{"<name>.coef": (schedule, "<name>.decay")}`` for every scheduled channel."""
+  return {f"{n}.coef": (s, f"{n}.decay")
+          for n, s in zip(channels.names, channels.schedules or ()) if s is not None}
+
+
+def scheduled(hp: Mapping[str, Any], coef_schedules: Mapping[str, tuple], t,
+              num_updates: int) -> tuple[dict, dict]:
+  """Resolved hyperparameters at update ``t`` (0-based), and their metrics.
+
+  ``coef_schedules`` maps a coefficient's name to ``(schedule, name of its
+  param)``; each such coefficient becomes ``hp[name] · f(t)`` with ``f`` the
+  schedule's factor (``schedules.factor``) at the (possibly traced) param
+  ``hp[param]``. The metrics report each scheduled value as
+  ``schedule/<name>``. Without schedules, ``(hp, {})``.
+  """
+  if not coef_schedules:
+    return hp, {}
+  hp = dict(hp)
+  for name, (schedule, param) in coef_schedules.items():
+    hp[name] = hp[name] * schedules.factor(schedule, hp[param], t, num_updates)
+  return hp, {f"schedule/{name}": jnp.asarray(hp[name], jnp.float32) for name in coef_schedules}
 
 
 def channel_coefs(hp: Mapping[str, Any], channels: Channels) -> jax.Array:

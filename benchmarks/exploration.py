@@ -1,9 +1,18 @@
 """Does the bonus explore? PPO with and without exploration bonuses on hard tasks.
 
 For each environment and arm, trains several seeds in one vmapped call and
-reports the fraction of seeds whose agent reached the goal at least once, and
-the env steps until each first did. "Reached the goal" is read from the best
-episode of every update (``episode_return_max``):
+reports, per seed, whether and when its agent
+
+* reached the goal at least once while training, read from the best training
+  episode of every update (``episode_return_max``);
+* solved the task: the evaluation of its policy (``--eval-every`` updates,
+  ``--eval-episodes`` episodes, greedy, inside the compiled loop;
+  ``rewardjax.agents.evaluation``) has a mean return past ``SOLVED_RETURN``
+  (DeepSea > 0.5: the greedy policy takes the treasure; MountainCar-v0 ≥ −150).
+  "Solved" counts seeds whose final evaluation solved it; the env steps are
+  those of the first evaluation that did.
+
+"Reached the goal":
 
 * DeepSea-bsuite (size N): the only positive return is the treasure (+1 minus
   move costs), so goal ⇔ return > 0.5. A uniform random policy finds it with
@@ -35,7 +44,7 @@ import numpy as np
 
 import rewardjax as rjx
 from rewardjax import spec
-from rewardjax.agents import ppo, pqn
+from rewardjax.agents import evaluation, ppo, pqn
 
 # Each arm is a ``--rewards`` spec, exactly as the CLI takes it: library defaults.
 ARMS = {
@@ -44,20 +53,39 @@ ARMS = {
     "ppo+rnd": "extrinsic+rnd",
     "ppo+progress_counts": "extrinsic+progress_counts",
     "ppo+progress_potential": "extrinsic+potential",
+    # The bonus's coefficient decayed linearly to 0 over the first half of training.
+    "ppo+progress_counts_decay": "extrinsic+progress_counts@decay=linear:0.5",
     # PQN (ε-greedy Q(λ), PQNConfig defaults but num_envs) with the same specs.
     "pqn": "extrinsic",
     "pqn+counts": "extrinsic+counts",
     "pqn+rnd": "extrinsic+rnd",
 }
-GOAL_THRESHOLD = {"DeepSea-bsuite": 0.5, "MountainCar-v0": -199.5}
+GOAL_THRESHOLD = evaluation.GOAL_RETURN
+# An evaluation solved the task iff its mean return is past this (strictly above
+# for DeepSea, at least for MountainCar).
+SOLVED_RETURN = {"DeepSea-bsuite": (0.5, False), "MountainCar-v0": (-150.0, True)}
 
 
-def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0):
+def solved(env_id: str, eval_return: np.ndarray) -> np.ndarray:
+  """Whether each evaluation return is past ``SOLVED_RETURN[env_id]`` (False for NaN)."""
+  threshold, inclusive = SOLVED_RETURN[env_id]
+  with np.errstate(invalid="ignore"):
+    return eval_return >= threshold if inclusive else eval_return > threshold
+
+
+def first_steps(hit: np.ndarray, env_steps: np.ndarray) -> list:
+  """Per seed (rows of ``hit``), the env steps of the first update where it is true, or None."""
+  return [int(env_steps[np.argmax(h)]) if h.any() else None for h in hit]
+
+
+def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0, eval_kwargs=None):
   env, params = rjx.envs.make(env_id, **env_kwargs)
+  eval_kwargs = dict(eval_kwargs or {}, eval_goal_return=evaluation.goal_return(env_id))
   if arm.startswith("pqn"):
-    agent, cfg = pqn, pqn.PQNConfig(total_timesteps=steps, num_envs=config_kwargs["num_envs"])
+    agent, cfg = pqn, pqn.PQNConfig(total_timesteps=steps, num_envs=config_kwargs["num_envs"],
+                                    **eval_kwargs)
   else:
-    agent, cfg = ppo, ppo.PPOConfig(total_timesteps=steps, **config_kwargs)
+    agent, cfg = ppo, ppo.PPOConfig(total_timesteps=steps, **config_kwargs, **eval_kwargs)
   rewards = spec.parse_rewards(ARMS[arm], env_id=env_id, env=env, env_params=params,
                               gamma=cfg.gamma)
   train = jax.jit(jax.vmap(agent.make_train(cfg, env, params, rewards)))
@@ -69,10 +97,11 @@ def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0):
   mean_ret = np.asarray(out.metrics["episode_return"])
   env_steps = np.asarray(out.metrics["env_steps"])[0]
   hit = best > GOAL_THRESHOLD[env_id]
-  first = [int(env_steps[np.argmax(h)]) if h.any() else None for h in hit]
-  return {
-      "env": env_id, "env_kwargs": env_kwargs, "arm": arm, "rewards": ARMS[arm], "steps": steps, "seeds": seeds,
-      "solved_frac": float(np.mean(hit.any(1))),
+  first = first_steps(hit, env_steps)
+  result = {
+      "env": env_id, "env_kwargs": env_kwargs, "arm": arm, "rewards": ARMS[arm], "steps": steps,
+      "seeds": seeds, "seed": seed, "config": str(cfg),
+      "reached_frac": float(np.mean(hit.any(1))),
       "first_goal_steps": first,
       "final_mean_return": [float(x) for x in mean_ret[:, -10:].mean(1)],
       "goal_rate_curve": hit.mean(0).tolist(),
@@ -80,6 +109,32 @@ def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0):
       "wall_s": wall,
       "nonfinite": bool(np.asarray(out.metrics["nonfinite"]).any()),
   }
+  if cfg.eval_every:
+    eval_return = np.asarray(out.metrics["eval/return"], np.float64)    # [seeds, updates]
+    solved_at = solved(env_id, eval_return)
+    result.update({
+        "final_eval_return": eval_return[:, -1].tolist(),
+        "final_eval_success": np.asarray(out.metrics["eval/success"])[:, -1].tolist(),
+        "solved": solved_at[:, -1].tolist(),
+        "first_solved_steps": first_steps(solved_at, env_steps),
+        "eval_return_curve": eval_return.tolist(),
+    })
+  return result
+
+
+def table_row(res, seeds: int) -> str:
+  """One markdown row of the table ``main`` prints."""
+  label = res["env"] + (f" (size {res['env_kwargs']['size']})" if res["env_kwargs"] else "")
+  reached = sum(f is not None for f in res["first_goal_steps"])
+  if "solved" in res:
+    evals = (f"{sum(res['solved'])}/{seeds} | {fmt_first(res['first_solved_steps'])} "
+             f"| {np.mean(res['final_eval_return']):.3f}")
+  else:
+    evals = "— | — | —"
+  return (f"| {label} | {res['arm']} | {res['steps']:,} | {reached}/{seeds} "
+          f"| {fmt_first(res['first_goal_steps'])} | {evals} "
+          f"| {np.mean(res['final_mean_return']):.3f} | {res['wall_s']:.0f} |"
+          + (" NON-FINITE" if res["nonfinite"] else ""))
 
 
 def fmt_first(first):
@@ -99,6 +154,10 @@ def main(argv=None):
   p.add_argument("--num-envs", type=int, default=32)
   p.add_argument("--num-steps", type=int, default=128)
   p.add_argument("--lr", type=float, default=3e-4)
+  p.add_argument("--seed", type=int, default=0,
+                 help="the seeds' keys are split(PRNGKey(seed), seeds)")
+  p.add_argument("--eval-every", type=int, default=10, help="updates between evaluations (0: none)")
+  p.add_argument("--eval-episodes", type=int, default=16)
   p.add_argument("--out", default="runs/exploration")
   args = p.parse_args(argv)
   config_kwargs = dict(num_envs=args.num_envs, num_steps=args.num_steps, update_epochs=4,
@@ -115,18 +174,18 @@ def main(argv=None):
   print(f"PPO {config_kwargs} (MountainCar: + normalize_observations), {args.seeds} seeds per "
         f"arm (vmapped), device {jax.devices()[0]}")
   print()
-  print("| env | arm | steps | solved seeds | env steps to first goal: median (min) | final return (mean) | wall s |")
-  print("|---|---|---|---|---|---|---|")
+  eval_kwargs = dict(eval_every=args.eval_every, eval_episodes=args.eval_episodes)
+  print("| env | arm | steps | reached goal | env steps to first goal: median (min) "
+        "| solved (final eval) | env steps to first solved eval: median (min) "
+        "| final eval return (mean) | final train return (mean) | wall s |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for env_id, kw, steps in tasks:
     for arm in args.arms:
       res = run_arm(env_id, kw, arm, steps, args.seeds,
-                    {**config_kwargs, **task_config.get(env_id, {})})
+                    {**config_kwargs, **task_config.get(env_id, {})}, seed=args.seed,
+                    eval_kwargs=eval_kwargs)
       results.append(res)
-      label = env_id + (f" (size {kw['size']})" if kw else "")
-      solved = sum(f is not None for f in res["first_goal_steps"])
-      print(f"| {label} | {arm} | {steps:,} | {solved}/{args.seeds} | {fmt_first(res['first_goal_steps'])} "
-            f"| {np.mean(res['final_mean_return']):.3f} | {res['wall_s']:.0f} |"
-            + (" NON-FINITE" if res["nonfinite"] else ""), flush=True)
+      print(table_row(res, args.seeds), flush=True)
       # Written after every arm, so a long run that is stopped keeps its results.
       with open(os.path.join(args.out, "exploration.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -91,6 +91,7 @@ from rich.text import Text
 
 from rewardjax import (checkpoint, envs, plots, resume, run_folder, sharding, spec, watchdog,
                        writers)
+from rewardjax.agents import evaluation
 from rewardjax.agents import trainer as agent_trainer
 from rewardjax.agents.registry import AGENTS, AgentSpec
 
@@ -131,6 +132,12 @@ class TrainArgs:
   """First seed; seed i of the run uses PRNGKey(seed + i), so single seeds can be rerun."""
   total_timesteps: int = 500_000
   """Environment steps per seed (overrides the agent config's total_timesteps)."""
+  eval_every: int = 0
+  """Evaluate the current policy every K updates and after the last (0: never): greedy,
+  extrinsic return only, on fresh environments; metrics eval/return, eval/success (for
+  environments with a goal: DeepSea, MountainCar) and eval/length."""
+  eval_episodes: int = 16
+  """Episodes per evaluation, run in parallel."""
   out: str | None = None
   """Output folder; default runs/<agent>-<env>-<rewards>."""
   progress: bool = True
@@ -267,10 +274,23 @@ def agent_config(args) -> Any:
     if name != args.agent and getattr(args, name) != other.config_cls():
       raise UsageError(f"--{name}.* options were given but the agent is {args.agent!r}")
   config = getattr(args, args.agent)
-  default_steps = cfg_cls().total_timesteps
-  if config.total_timesteps != default_steps and config.total_timesteps != args.total_timesteps:
-    raise UsageError(f"use --total-timesteps rather than --{args.agent}.total-timesteps")
-  return dataclasses.replace(config, total_timesteps=args.total_timesteps)
+  evaluates = AGENTS[args.agent].evaluates
+  if args.eval_every and not evaluates:
+    raise UsageError(f"agent {args.agent!r} does not evaluate: --eval-every needs one that does")
+  default = cfg_cls()
+  top_level = ("total_timesteps", "eval_every", "eval_episodes") if evaluates else (
+      "total_timesteps",)
+  for name in top_level:
+    if getattr(config, name) not in (getattr(default, name), getattr(args, name)):
+      flag = name.replace("_", "-")
+      raise UsageError(f"use --{flag} rather than --{args.agent}.{flag}")
+  config = dataclasses.replace(config, total_timesteps=args.total_timesteps)
+  if not evaluates:
+    return config
+  goal = config.eval_goal_return
+  return dataclasses.replace(
+      config, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+      eval_goal_return=evaluation.goal_return(args.env) if goal is None else goal)
 
 
 def default_out(args) -> Path:
@@ -360,15 +380,21 @@ def first_nonfinite(metrics: dict) -> tuple[int, int, list[int]] | None:
   return int(update), int(steps), [int(s) for s in np.flatnonzero(bad[:, first])]
 
 
-def summary_table(seeds, final, best, episodes) -> Table:
+def summary_table(seeds, final, best, episodes, eval_final=None, eval_success=None) -> Table:
+  """Per seed: the final and best training returns, the episodes finished and, when the
+  run evaluated, the last evaluation's return and success rate."""
   table = Table(title="episode return per seed")
-  for col in ("seed", "final return", "best return", "episodes"):
+  columns = ["seed", "final return", "best return", "episodes"]
+  evals = [c for c in (eval_final, eval_success) if c is not None]
+  columns += ["eval return", "eval success"][:len(evals)]
+  for col in columns:
     table.add_column(col, justify="right")
-  for s, f, b, e in zip(seeds, final, best, episodes):
-    table.add_row(str(s), f"{f:.2f}", f"{b:.2f}", str(e))
+  for i, (s, f, b, e) in enumerate(zip(seeds, final, best, episodes)):
+    table.add_row(str(s), f"{f:.2f}", f"{b:.2f}", str(e), *(f"{c[i]:.2f}" for c in evals))
   if len(seeds) > 1:
     table.add_row("mean ± std", f"{np.mean(final):.2f} ± {np.std(final):.2f}",
-                  f"{np.mean(best):.2f}", f"{np.mean(episodes):.0f}", style="bold")
+                  f"{np.mean(best):.2f}", f"{np.mean(episodes):.0f}",
+                  *(f"{np.mean(c):.2f} ± {np.std(c):.2f}" for c in evals), style="bold")
   return table
 
 
@@ -554,8 +580,10 @@ def resolve(args, err: Console, given: frozenset[str] | None = None) -> Plan:
     raise UsageError(str(e)) from e
   if mesh is not None and not agent.supports_mesh:
     raise UsageError(f"agent {args.agent!r} does not support --num-devices / --distributed")
+  channels = rewards.channels
+  scheduled = [n for n, s in zip(channels.names, channels.schedules) if s is not None]
   settings = parse_sweep(args.sweep, args.agent, config,
-                         agent.sweepable_names(rewards.channels.names))
+                         agent.sweepable_names(channels.names, scheduled))
   check_gamma_sweep(settings, rewards, config)
   if (args.checkpoint_every > 0 or resume_dir or settings) and not agent.trainer:
     raise UsageError(f"agent {args.agent!r} does not support --sweep / --checkpoint-every")
@@ -796,6 +824,13 @@ class Returns(NamedTuple):
   final: np.ndarray          # [rows]
   best: np.ndarray           # [rows]; NaN where no episode finished
   episodes: list[int]        # episodes finished per row
+  eval_curves: np.ndarray | None = None    # [rows, updates] eval/return (held), if evaluated
+  eval_success: np.ndarray | None = None   # [rows] last eval/success, if the env has a goal
+
+  @property
+  def eval_final(self) -> np.ndarray | None:
+    """[rows] the last evaluation's return (the final policy's), if evaluated."""
+    return None if self.eval_curves is None else self.eval_curves[:, -1]
 
 
 def episode_returns(metrics: dict) -> Returns:
@@ -804,18 +839,24 @@ def episode_returns(metrics: dict) -> Returns:
   # Agents report how many episodes ended in each update; count them per row.
   num_episodes = metrics.get("num_episodes", np.zeros_like(ret))
   episodes = np.asarray(num_episodes).sum(axis=1).astype(int).tolist()
-  return Returns(ret, np.asarray(metrics["env_steps"])[0], ret[:, -1], best, episodes)
+  eval_curves = eval_success = None
+  if "eval/return" in metrics:
+    eval_curves = np.asarray(metrics["eval/return"], np.float64)
+    success = np.asarray(metrics["eval/success"], np.float64)[:, -1]
+    eval_success = success if np.isfinite(success).all() else None
+  return Returns(ret, np.asarray(metrics["env_steps"])[0], ret[:, -1], best, episodes,
+                 eval_curves, eval_success)
 
 
 def _plot(plan: Plan, returns: Returns) -> None:
   args = plan.args
   title = f"{args.env} · {args.agent.upper()} · rewards: {args.rewards}"
-  if plan.sweep:
-    n = len(plan.seeds)
-    curves = {setting_label(st): (returns.env_steps, returns.curves[i * n:(i + 1) * n])
-              for i, st in enumerate(plan.settings)}
-  else:
-    curves = {args.rewards: (returns.env_steps, returns.curves)}
+  rows = {setting_label(st): slice(i * len(plan.seeds), (i + 1) * len(plan.seeds))
+          for i, st in enumerate(plan.settings)} if plan.sweep else {args.rewards: slice(None)}
+  curves = {label: (returns.env_steps, returns.curves[r]) for label, r in rows.items()}
+  if returns.eval_curves is not None:     # evaluation (held between evaluations) beside them
+    curves.update({f"{label} · eval": (returns.env_steps, returns.eval_curves[r])
+                   for label, r in rows.items()})
   # Per-update returns are noisy; a short moving average (1% of the run) keeps
   # the trend readable without hiding when learning happened.
   figure = plots.plot_learning_curves(curves, title=title,
@@ -859,6 +900,9 @@ def _summary(plan: Plan, trained: Trained, returns: Returns, nonfinite, wall_s: 
       "final_episode_return_std": float(np.std(final)),
       "best_episode_return": returns.best.tolist(),
       "episodes": returns.episodes,
+      "final_eval_return": None if returns.eval_final is None else returns.eval_final.tolist(),
+      "final_eval_success": (None if returns.eval_success is None
+                             else returns.eval_success.tolist()),
       "compile_seconds": trained.compile_s,
       "train_seconds": trained.train_s,
       "wall_clock_seconds": wall_s,
@@ -904,7 +948,8 @@ def report(plan: Plan, trained: Trained, t_start: float, console: Console,
                                   for a, b in zip(plan.row_settings or row_names, plan.row_seeds)])
   if plan.writes:
     _write_outputs(plan, trained, returns, summary)
-  console.print(summary_table(row_names, returns.final, returns.best, returns.episodes))
+  console.print(summary_table(row_names, returns.final, returns.best, returns.episodes,
+                              returns.eval_final, returns.eval_success))
   resumed = f" · resumed at update {trained.start_update}" if trained.start_update else ""
   console.print(
       f"compile {trained.compile_s:.1f} s · train {trained.train_s:.1f} s · "

@@ -16,14 +16,17 @@ Examples::
     extrinsic+potential:mountaincar@scale=10
     extrinsic+rnd@coef=0.5,gamma=0.99,learning_rate=3e-4
     extrinsic+counts
+    extrinsic+counts@decay=exp:0.001
     extrinsic+progress_counts:mountaincar
     extrinsic+progress_counts:path/to/progress.py
     extrinsic+potential:path/to/progress.py
 
 Each term becomes one channel named after its kind (``potential``,
 ``potential_2``, ... when a kind repeats; ``name=`` overrides). The channel
-options ``coef``, ``gamma``, ``episodic`` and ``name`` are taken by
-``channel(...)``; every other option goes to the kind's factory. Values are
+options ``coef``, ``gamma``, ``episodic``, ``normalize``, ``name`` and ``decay``
+(the coefficient's schedule, ``rewardjax.schedules``: ``exp:κ``,
+``linear:φ[:floor]``, ``step:φ[:floor]``) are taken by ``channel(...)``; every
+other option goes to the kind's factory. Values are
 numbers, ``true``/``false``, bracketed tuples such as ``(64,64)``, or bare
 strings, and are checked against the type of the factory's default.
 
@@ -56,13 +59,14 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
+from rewardjax import schedules
 from rewardjax.rewards.channels import Channel, Channels, channel, combine
 from rewardjax.rewards.ensemble import ensemble
 from rewardjax.rewards.transforms import dither, normalize_by_return_std, par
 from rewardjax.types import RewardModule
 
 # Options every term accepts; they configure the channel, not the reward module.
-CHANNEL_OPTIONS = ("coef", "gamma", "episodic", "normalize", "name")
+CHANNEL_OPTIONS = ("coef", "gamma", "episodic", "normalize", "name", "decay")
 
 
 @dataclasses.dataclass
@@ -462,11 +466,14 @@ def _channel_settings(term: Term, kind: Kind, agent_gamma: float) -> tuple[dict,
       raise ValueError(f"option gamma: must be in (0, 1], got {gamma}")
   episodic = coerce("episodic", opts.get("episodic", kind.episodic), Option(True))
   normalize = coerce("normalize", opts.get("normalize", kind.normalize), Option(True))
+  schedule = opts.get("decay")
+  if schedule is not None:
+    schedule = schedules.parse(str(schedule))
   fixed_from_agent = gamma is None and (kind.takes_gamma or normalize)
   if fixed_from_agent:
     gamma = agent_gamma
-  return ({"coef": coef, "gamma": gamma, "episodic": episodic, "normalize": normalize},
-          fixed_from_agent)
+  return ({"coef": coef, "gamma": gamma, "episodic": episodic, "normalize": normalize,
+           "schedule": schedule}, fixed_from_agent)
 
 
 def _factory_settings(term: Term, kind: Kind) -> dict:

@@ -223,20 +223,21 @@ def check_sharded_equals_single_device():
   """
   mesh = sharding.make_mesh(D)
   key = jax.random.PRNGKey(0)
+  ev = dict(eval_every=2, eval_episodes=8, eval_max_steps=8, eval_goal_return=0.5)
   runs = {
       "PPO": (ppo, ppo.PPOConfig(total_timesteps=8 * 12 * 6, num_envs=8, num_steps=12,
                                  num_minibatches=1, update_epochs=2, hidden_sizes=(16,),
-                                 lr=1e-2),
+                                 lr=1e-2, **ev),
               Chain(length=4, num_actions=1)),
       "PQN": (pqn, pqn.PQNConfig(total_timesteps=8 * 12 * 8, num_envs=8, num_steps=12,
                                  num_minibatches=1, update_epochs=2, hidden_sizes=(16,),
-                                 lr=1e-2, eps_start=0.0, eps_end=0.0), Chain(length=4)),
+                                 lr=1e-2, eps_start=0.0, eps_end=0.0, **ev), Chain(length=4)),
       # One action from a start one step from the end: every transition is the same,
       # so each device's replay samples what one device's would.
       "DQN": (dqn, dqn.DQNConfig(total_timesteps=8 * 4 * 8, num_envs=8, num_steps=4,
                                  num_gradient_steps=2, minibatch_size=16, buffer_size=128,
                                  learning_starts=32, target_update_interval=32,
-                                 hidden_sizes=(16,), lr=1e-2),
+                                 hidden_sizes=(16,), lr=1e-2, **ev),
               Chain(length=2, num_actions=1)),
   }
   for name, (agent, cfg, env) in runs.items():
@@ -254,6 +255,7 @@ def check_sharded_equals_single_device():
       counts = lambda o: o.runner_state.reward_state["novelty"].module.counts
       np.testing.assert_array_equal(np.asarray(counts(sharded))[0], counts(single))
     assert float(np.asarray(single.metrics["num_episodes"]).sum()) > 0, name
+    assert np.isfinite(np.asarray(sharded.metrics["eval/return"])[1:]).all(), name
     print(f"sharded {name} == single device")
 
 

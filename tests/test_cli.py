@@ -90,6 +90,43 @@ def test_summary_json(ppo_run):
     assert summary[key] > 0
   assert summary["wall_clock_seconds"] >= summary["compile_seconds"] + summary["train_seconds"]
   assert summary["nonfinite"] is None
+  assert summary["final_eval_return"] is None and summary["config"]["eval_every"] == 0
+
+
+def test_evaluation_in_the_metrics_summary_and_table(tmp_path, capsys):
+  # DeepSea has a goal (the treasure): eval/success is defined.
+  out = tmp_path / "eval"
+  rc = cli.main(["train", "--env", "DeepSea-bsuite", "--env-kwargs", "size=4", "--seeds", "2",
+                 "--total-timesteps", str(UPDATES * 64), "--eval-every", "2",
+                 "--eval-episodes", "3", "--out", str(out), "--no-progress", *TINY_PPO])
+  assert rc == 0
+  stdout = normalized(capsys.readouterr().out)
+  assert "eval return" in stdout and "eval success" in stdout
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["config"]["eval_every"] == 2 and summary["config"]["eval_episodes"] == 3
+  assert summary["config"]["eval_goal_return"] == 0.5
+  with open(out / "metrics.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  by_seed = [[r for r in rows if int(r["seed"]) == s] for s in (0, 1)]
+  for seed, seed_rows in enumerate(by_seed):
+    ret = [float(r["eval/return"]) for r in seed_rows]
+    assert np.isnan(ret[0]) and ret[2] == ret[1]        # NaN, then held between evaluations
+    assert summary["final_eval_return"][seed] == pytest.approx(ret[-1])
+    success = float(seed_rows[-1]["eval/success"])
+    assert summary["final_eval_success"][seed] == pytest.approx(success)
+    # Each evaluation episode succeeds or not: a success rate is a multiple of 1/3.
+    assert round(success * 3, 5) == int(round(success * 3))
+    assert all(float(r["eval/length"]) == 4.0 for r in seed_rows[1:])   # DeepSea-4: 4 steps
+
+
+def test_eval_options_are_checked(fake_agent, tmp_path, capsys):
+  del fake_agent
+  for given, message in [
+      (["--ppo.eval-every", "3"], "use --eval-every rather than --ppo.eval-every"),
+      (["--eval-every", "-1"], "eval_every must be an integer >= 0"),
+      (["--agent", "fake", "--eval-every", "2"], "agent 'fake' does not evaluate")]:
+    assert cli.main(["train", *given, "--out", str(tmp_path / "x")]) == 2, given
+    assert message in normalized(capsys.readouterr().err)
 
 
 # --------------------------------------------------------------------------- errors

@@ -181,7 +181,7 @@ def test_register_kind():
 
 @pytest.mark.parametrize("text, match", [
     ("extrinsic+rndd", r"unknown rewards kind 'rndd'.*Did you mean: rnd.*Valid: .*extrinsic"),
-    ("extrinsic@scale=2", r"unknown option 'scale'.*Valid: coef, dither, ensemble, ensemble_kappa, ensemble_reduce, episodic, gamma, name, normalize, par"),
+    ("extrinsic@scale=2", r"unknown option 'scale'.*Valid: coef, decay, dither, ensemble, ensemble_kappa, ensemble_reduce, episodic, gamma, name, normalize, par"),
     ("potential:mountaincar@scael=2", r"Did you mean: scale"),
     ("extrinsic@coef=abc", r"coef: expected a finite number, got 'abc'"),
     ("potential:mountaincar@scale=nan", r"scale: expected a finite number"),

@@ -20,7 +20,8 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from rewardjax import stats
+from rewardjax import schedules, stats
+from rewardjax.schedules import Schedule
 from rewardjax.rewards.extrinsic import extrinsic
 from rewardjax.rewards.transforms import RewardTransform, transform
 from rewardjax.types import (RewardModule, Transition, check_reward_shape, reward_and_update,
@@ -33,6 +34,7 @@ class Channel(NamedTuple):
   coef: float = 1.0
   gamma: float | None = None   # None: the agent's default γ
   episodic: bool = True
+  schedule: Schedule | None = None   # the coefficient's schedule; None: constant
 
 
 def _check_gamma(name: str, gamma) -> None:
@@ -47,7 +49,8 @@ def _check_module(where: str, module) -> None:
 
 def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
             episodic: bool = True,
-            transforms: Sequence[RewardTransform] = ()) -> Channel:
+            transforms: Sequence[RewardTransform] = (),
+            schedule: Schedule | str | None = None) -> Channel:
   """Wraps ``module`` as a channel.
 
   Args:
@@ -60,8 +63,15 @@ def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
     episodic: if False, returns of this channel run across episode ends
       (``terminated`` is ignored), as for RND's intrinsic stream.
     transforms: reward transforms applied to the module's reward, in order.
+    schedule: the coefficient at update ``t`` is ``coef · f(t)``
+      (``rewardjax.schedules``: ``"exp:κ"`` decays it as ``(1 − κ)^t``, as
+      RLeXplore does); ``None`` keeps it constant.
   """
   _check_module("channel", module)
+  if isinstance(schedule, str):
+    schedule = schedules.parse(schedule)
+  elif schedule is not None:
+    schedules.check(schedule, "channel")
   coef = float(coef)
   if not math.isfinite(coef):
     raise ValueError(f"channel: coef must be finite, got {coef}")
@@ -75,12 +85,13 @@ def channel(module: RewardModule, coef: float = 1.0, gamma: float | None = None,
           f"discounts with gamma={gamma}; shaping preserves optimal policies only when "
           "they are equal (Ng et al. 1999)")
   module = transform(module, *transforms)
-  return Channel(module, coef, None if gamma is None else float(gamma), bool(episodic))
+  return Channel(module, coef, None if gamma is None else float(gamma), bool(episodic), schedule)
 
 
 def intrinsic_channel(module: RewardModule, coef: float = 1.0, gamma: float = 0.99,
                       normalize: bool = True,
-                      transforms: Sequence[RewardTransform] = ()) -> Channel:
+                      transforms: Sequence[RewardTransform] = (),
+                      schedule: Schedule | str | None = None) -> Channel:
   """An exploration bonus channel with the RND paper's learner settings.
 
   Non-episodic (the bonus stream runs across episode ends), its own γ (0.99),
@@ -89,11 +100,13 @@ def intrinsic_channel(module: RewardModule, coef: float = 1.0, gamma: float = 0.
   their discounted return. That normalisation makes the channel invariant to
   the bonus's scale (β), so one default works across environments whose
   extrinsic rewards differ (DeepSea's +1 at the goal, MountainCar's −1 per step).
-  Turn it off for modules that normalise themselves (``rnd()``).
+  Turn it off for modules that normalise themselves (``rnd()``). ``schedule``
+  decays the coefficient over training (``channel``).
   """
   from rewardjax.rewards.transforms import normalize_by_return_std  # pylint: disable=g-import-not-at-top
   ts = tuple(transforms) + ((normalize_by_return_std(gamma),) if normalize else ())
-  return channel(module, coef=coef, gamma=gamma, episodic=False, transforms=ts)
+  return channel(module, coef=coef, gamma=gamma, episodic=False, transforms=ts,
+                 schedule=schedule)
 
 
 class Channels(NamedTuple):
@@ -108,6 +121,7 @@ class Channels(NamedTuple):
   coefs: tuple[float, ...]
   gammas: tuple[float | None, ...]
   episodic: tuple[bool, ...]
+  schedules: tuple[Schedule | None, ...] = ()    # per channel; () or None: constant
 
   @property
   def init(self):
@@ -186,7 +200,8 @@ def combine(**channels: Channel | RewardModule) -> Channels:
       tuple(chans),
       tuple(c.coef for c in chans.values()),
       tuple(c.gamma for c in chans.values()),
-      tuple(c.episodic for c in chans.values()))
+      tuple(c.episodic for c in chans.values()),
+      tuple(c.schedule for c in chans.values()))
 
 
 def add(*modules: RewardModule) -> RewardModule:
