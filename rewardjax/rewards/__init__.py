@@ -39,3 +39,5 @@ from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.rnd import rnd_init_obs_stats
 from rewardjax.rewards.attention import AttentionRedistributionState
 from rewardjax.rewards.attention import attention_redistribution
+from rewardjax.rewards.e3b import E3BState
+from rewardjax.rewards.e3b import e3b
