@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.ride import ride
 from rewardjax.types import Transition
 
 KEY = jax.random.PRNGKey(0)
@@ -93,3 +94,44 @@ def test_e3b_sherman_morrison_equals_the_explicit_inverse_across_episodes_and_ba
   np.testing.assert_allclose(m1["e3b_bonus_mean"], ref1.mean(), rtol=2e-4)
   # reward reads the state only: the same as the fused path.
   np.testing.assert_allclose(module.reward(module.init(KEY, b1), b1), r1, rtol=1e-6)
+
+
+# --------------------------------------------------------------------- RIDE
+
+
+def _episodic_counts_reference(next_obs, done, tables=None):
+  """Per env: N_ep(s') counting the current visit; tables restart after done."""
+  t, n = done.shape
+  tables = [dict() for _ in range(n)] if tables is None else tables
+  out = np.zeros((t, n))
+  for e in range(n):
+    for i in range(t):
+      key = tuple(next_obs[i, e].tolist())
+      tables[e][key] = tables[e].get(key, 0) + 1
+      out[i, e] = tables[e][key]
+      if done[i, e]:
+        tables[e] = {}
+  return out, tables
+
+
+def test_ride_divides_the_impact_by_the_root_of_the_episodic_count():
+  rng = np.random.default_rng(1)
+  fn_np = lambda o: np.array([2.0 * o[0], o[1] - o[2]])
+  fn = lambda o: jnp.stack([2.0 * o[0], o[1] - o[2]])
+  module = ride(embed=fn, key_fn="exact")
+  b1 = _batch(*_episodes(rng, t=12, levels=2))
+  b2 = _batch(*_episodes(rng, t=12, levels=2))
+  state = module.init(KEY, b1)
+  r1, state, _ = jax.jit(module.reward_and_update)(state, b1, KEY)
+  r2, _, m2 = jax.jit(module.reward_and_update)(state, b2, KEY)
+  tables = None
+  for b, r in ((b1, r1), (b2, r2)):
+    obs, next_obs = np.asarray(b.obs), np.asarray(b.next_obs)
+    n, tables = _episodic_counts_reference(next_obs, np.asarray(b.terminated | b.truncated),
+                                           tables)
+    impact = np.array([[np.linalg.norm(fn_np(next_obs[i, e]) - fn_np(obs[i, e]))
+                        for e in range(obs.shape[1])] for i in range(obs.shape[0])])
+    assert n.max() >= 3            # states repeat within episodes
+    np.testing.assert_allclose(r, impact / np.sqrt(n), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(m2["count_mean"], n.mean(), rtol=1e-6)
+  np.testing.assert_allclose(module.reward(state, b2), r2, rtol=1e-6)

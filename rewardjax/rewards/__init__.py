@@ -41,3 +41,5 @@ from rewardjax.rewards.attention import AttentionRedistributionState
 from rewardjax.rewards.attention import attention_redistribution
 from rewardjax.rewards.e3b import E3BState
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.ride import RIDEState
+from rewardjax.rewards.ride import ride
