@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.re3 import re3
 from rewardjax.rewards.ride import ride
 from rewardjax.types import Transition
 
@@ -135,3 +136,32 @@ def test_ride_divides_the_impact_by_the_root_of_the_episodic_count():
     np.testing.assert_allclose(r, impact / np.sqrt(n), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(m2["count_mean"], n.mean(), rtol=1e-6)
   np.testing.assert_allclose(module.reward(state, b2), r2, rtol=1e-6)
+
+
+# --------------------------------------------------------------------- RE3
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_re3_is_the_log_of_the_kth_nearest_neighbour_distance_in_the_batch(k):
+  rng = np.random.default_rng(2)
+  obs, next_obs, term, trunc = _episodes(rng, t=6, n=4)
+  next_obs[3, 1] = next_obs[0, 2]          # a duplicate: distance 0 to another sample
+  next_obs[4, 3, 0] = np.nan               # earns 0 and is nobody's neighbour
+  fn_np = lambda o: np.array([o[0] + o[1], o[2] ** 2])
+  module = re3(embed=lambda o: jnp.stack([o[0] + o[1], o[2] ** 2]), k=k)
+  batch = _batch(obs, next_obs, term, trunc)
+  state = module.init(KEY, batch)
+  r, _, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
+  ys = [fn_np(o) for o in next_obs.reshape(-1, 3)]
+  ref = []
+  for i, y in enumerate(ys):
+    if not np.all(np.isfinite(y)):
+      ref.append(0.0)
+      continue
+    d = sorted(np.linalg.norm(y - z) for j, z in enumerate(ys)
+               if j != i and np.all(np.isfinite(z)))
+    ref.append(math.log(1.0 + d[k - 1]))
+  np.testing.assert_allclose(r, np.reshape(ref, (6, 4)), rtol=1e-5, atol=1e-6)
+  assert float(metrics["nonfinite_inputs"]) == 1.0
+  if k == 1:
+    assert r[3, 1] == 0.0 and r[0, 2] == 0.0

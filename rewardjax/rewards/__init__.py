@@ -43,3 +43,5 @@ from rewardjax.rewards.e3b import E3BState
 from rewardjax.rewards.e3b import e3b
 from rewardjax.rewards.ride import RIDEState
 from rewardjax.rewards.ride import ride
+from rewardjax.rewards.re3 import RE3State
+from rewardjax.rewards.re3 import re3
