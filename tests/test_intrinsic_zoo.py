@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.noveld import noveld
+from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.re3 import re3
 from rewardjax.rewards.ride import ride
 from rewardjax.types import Transition
@@ -165,3 +167,28 @@ def test_re3_is_the_log_of_the_kth_nearest_neighbour_distance_in_the_batch(k):
   assert float(metrics["nonfinite_inputs"]) == 1.0
   if k == 1:
     assert r[3, 1] == 0.0 and r[0, 2] == 0.0
+
+
+# --------------------------------------------------------------------- NovelD
+
+
+def test_noveld_pays_the_clipped_novelty_difference_on_first_episodic_visits_only():
+  rng = np.random.default_rng(3)
+  module = noveld(alpha=0.7, key_fn="exact")
+  b1 = _batch(*_episodes(rng, t=12, levels=2))
+  b2 = _batch(*_episodes(rng, t=12, levels=2))
+  state = module.init(KEY, b1)
+  # n(x) from the module's own RND state, read on the chosen observations.
+  plain = rnd(normalize_reward=False)
+  tables, step = None, jax.jit(module.reward_and_update)
+  for b in (b1, b2):
+    n_next = np.asarray(plain.reward(state.rnd, b))
+    n_now = np.asarray(plain.reward(state.rnd, b._replace(next_obs=b.obs)))
+    visits, tables = _episodic_counts_reference(np.asarray(b.next_obs),
+                                                np.asarray(b.terminated | b.truncated), tables)
+    ref = np.where(visits == 1, np.maximum(n_next - 0.7 * n_now, 0.0), 0.0)
+    r, state, metrics = step(state, b, KEY)
+    assert (visits > 1).any() and (ref > 0).any() and (n_next - 0.7 * n_now < 0).any()
+    np.testing.assert_allclose(r, ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(metrics["noveld_first_visit_fraction"], np.mean(visits == 1))
+  assert float(metrics["rnd_loss"]) > 0.0

@@ -45,3 +45,5 @@ from rewardjax.rewards.ride import RIDEState
 from rewardjax.rewards.ride import ride
 from rewardjax.rewards.re3 import RE3State
 from rewardjax.rewards.re3 import re3
+from rewardjax.rewards.noveld import NovelDState
+from rewardjax.rewards.noveld import noveld
