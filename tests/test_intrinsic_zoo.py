@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.ngu import ngu
 from rewardjax.rewards.noveld import noveld
 from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.re3 import re3
@@ -191,4 +192,70 @@ def test_noveld_pays_the_clipped_novelty_difference_on_first_episodic_visits_onl
     assert (visits > 1).any() and (ref > 0).any() and (n_next - 0.7 * n_now < 0).any()
     np.testing.assert_allclose(r, ref, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(metrics["noveld_first_visit_fraction"], np.mean(visits == 1))
+  assert float(metrics["rnd_loss"]) > 0.0
+
+
+# --------------------------------------------------------------------- NGU
+
+
+def _ngu_episodic_reference(next_obs, done, fn, k, size, eps=1e-3, xi=8e-3, c=1e-3,
+                            s_max=8.0, carry=None):
+  """NGU's Algorithm 1, per env: the episode's memory (current embedding
+  included, FIFO of ``size``), kernel sum over the k nearest, normalised by the
+  running mean of every squared kNN distance so far."""
+  t, n = done.shape
+  memory, mean, count = carry or ([[] for _ in range(n)], [0.0] * n, [0] * n)
+  out = np.zeros((t, n))
+  for e in range(n):
+    for i in range(t):
+      phi = fn(next_obs[i, e])
+      memory[e] = (memory[e] + [phi])[-size:]
+      d2 = sorted(float(np.sum((phi - m) ** 2)) for m in memory[e])[:k]
+      count[e] += len(d2)
+      mean[e] += (sum(d2) - len(d2) * mean[e]) / count[e]
+      scaled = [max((d / mean[e] if mean[e] > 0 else 0.0) - xi, 0.0) for d in d2]
+      s = math.sqrt(sum(eps / (x + eps) for x in scaled)) + c
+      out[i, e] = 1.0 / s if s <= s_max else 0.0
+      if done[i, e]:
+        memory[e] = []
+  return out, (memory, mean, count)
+
+
+def test_ngu_episodic_novelty_is_the_kernel_sum_over_the_episode_memory():
+  rng = np.random.default_rng(4)
+  fn_np = lambda o: np.array([o[0], 0.5 * o[1] + o[2]])
+  module = ngu(embed=lambda o: jnp.stack([o[0], 0.5 * o[1] + o[2]]), k=3, memory_size=4,
+               lifelong=False)
+  b1 = _batch(*_episodes(rng, t=12, levels=3))
+  b2 = _batch(*_episodes(rng, t=12, levels=3))
+  state = module.init(KEY, b1)
+  carry, step = None, jax.jit(module.reward_and_update)
+  for b in (b1, b2):
+    ref, carry = _ngu_episodic_reference(np.asarray(b.next_obs),
+                                         np.asarray(b.terminated | b.truncated), fn_np, 3, 4,
+                                         carry=carry)
+    np.testing.assert_allclose(module.reward(state, b), ref, rtol=1e-4)
+    r, state, _ = step(state, b, KEY)
+    np.testing.assert_allclose(r, ref, rtol=1e-4)
+    assert (ref == 0.0).any() or len(np.unique(np.round(ref, 4))) > 3   # repeats and novelty
+
+
+def test_ngu_lifelong_factor_is_the_clipped_standardised_rnd_error():
+  rng = np.random.default_rng(5)
+  fn = lambda o: o[:2]
+  batch = _batch(*_episodes(rng, t=8))
+  episodic = ngu(embed=fn, lifelong=False)
+  module = ngu(embed=fn, max_scale=1.5)
+  state = module.init(KEY, batch)
+  r, _, metrics = module.reward_and_update(state, batch, KEY)
+  r_ep = episodic.reward(episodic.init(KEY, batch), batch)
+  err = np.asarray(rnd(normalize_reward=False).reward(state.rnd, batch), np.float64)
+  # Running moments from a prior (mean 0, var 1, count 1e-4) merged with the batch's errors.
+  c0, m = 1e-4, err.size
+  total = c0 + m
+  mean = m * err.mean() / total
+  var = (c0 + m * err.var() + err.mean() ** 2 * c0 * m / total) / total
+  factor = np.clip(1.0 + (err - mean) / np.sqrt(var + 1e-8), 1.0, 1.5)
+  assert (factor > 1.0).any() and (factor == 1.5).any() and (factor == 1.0).any()
+  np.testing.assert_allclose(r, np.asarray(r_ep) * factor, rtol=1e-4)
   assert float(metrics["rnd_loss"]) > 0.0

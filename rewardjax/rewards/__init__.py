@@ -47,3 +47,5 @@ from rewardjax.rewards.re3 import RE3State
 from rewardjax.rewards.re3 import re3
 from rewardjax.rewards.noveld import NovelDState
 from rewardjax.rewards.noveld import noveld
+from rewardjax.rewards.ngu import NGUState
+from rewardjax.rewards.ngu import ngu
