@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rewardjax.rewards.disagreement import disagreement
 from rewardjax.rewards.e3b import e3b
+from rewardjax.rewards.icm import icm
 from rewardjax.rewards.ngu import ngu
 from rewardjax.rewards.noveld import noveld
 from rewardjax.rewards.rnd import rnd
@@ -259,3 +261,50 @@ def test_ngu_lifelong_factor_is_the_clipped_standardised_rnd_error():
   assert (factor > 1.0).any() and (factor == 1.5).any() and (factor == 1.0).any()
   np.testing.assert_allclose(r, np.asarray(r_ep) * factor, rtol=1e-4)
   assert float(metrics["rnd_loss"]) > 0.0
+
+
+# --------------------------------------------------------------------- learning
+
+
+def _controlled_data(seed, shift=0.0, t=32, n=8):
+  """s ~ N(shift, 1)⁴, a ∈ {0, 1, 2}, s' = s + e_a: the action is visible in (s, s')."""
+  rng = np.random.default_rng(seed)
+  obs = rng.normal(shift, 1.0, size=(t, n, 4)).astype(np.float32)
+  action = rng.integers(0, 3, size=(t, n)).astype(np.int32)
+  next_obs = obs + np.eye(4, dtype=np.float32)[action]
+  return _batch(obs, next_obs, action=action)
+
+
+def _train(module, batch, steps):
+  """``steps`` updates on the same batch: (metrics of the first, metrics of the last, state)."""
+  state = module.init(KEY, batch)
+  update = jax.jit(module.update)
+  first = None
+  for i in range(steps):
+    state, metrics = update(state, batch, jax.random.fold_in(KEY, i))
+    first = metrics if first is None else first
+  return first, metrics, state
+
+
+def test_icm_forward_loss_and_e3b_inverse_loss_fall_on_a_fixed_data_set():
+  batch = _controlled_data(6)
+  first, last, _ = _train(icm(num_actions=3), batch, 40)
+  assert float(last["icm_forward_loss"]) < 0.5 * float(first["icm_forward_loss"])
+  assert float(last["icm_inverse_loss"]) < 0.5 * float(first["icm_inverse_loss"])
+  first, last, _ = _train(e3b(num_actions=3), batch, 40)
+  assert float(first["e3b_inverse_loss"]) > 0.9 * math.log(3)      # chance at the start
+  assert float(last["e3b_inverse_loss"]) < 0.3 * float(first["e3b_inverse_loss"])
+
+
+def test_disagreement_is_higher_on_unseen_transitions_than_on_trained_ones():
+  seen, unseen = _controlled_data(7), _controlled_data(8, shift=4.0)
+  module = disagreement(embed="identity", num_actions=3)
+  first, last, state = _train(module, seen, 60)
+  assert float(last["disagreement_forward_loss"]) < 0.3 * float(first["disagreement_forward_loss"])
+  v_seen = float(jnp.mean(module.reward(state, seen)))
+  v_unseen = float(jnp.mean(module.reward(state, unseen)))
+  assert v_unseen > 5.0 * v_seen
+  # Training made the difference: before it the ratio was far smaller.
+  fresh = module.init(KEY, seen)
+  ratio = float(jnp.mean(module.reward(fresh, unseen)) / jnp.mean(module.reward(fresh, seen)))
+  assert v_unseen / v_seen > 3.0 * ratio

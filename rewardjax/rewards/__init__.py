@@ -49,3 +49,7 @@ from rewardjax.rewards.noveld import NovelDState
 from rewardjax.rewards.noveld import noveld
 from rewardjax.rewards.ngu import NGUState
 from rewardjax.rewards.ngu import ngu
+from rewardjax.rewards.icm import ICMState
+from rewardjax.rewards.icm import icm
+from rewardjax.rewards.disagreement import DisagreementState
+from rewardjax.rewards.disagreement import disagreement

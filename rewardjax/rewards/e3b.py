@@ -111,10 +111,8 @@ def e3b(embed: str | Callable[[Array], Array] = "inverse_dynamics",
   def reward_and_update_fn(state: E3BState, batch: Transition, key: PRNGKey):
     data = E.flatten(batch)
     r, cov_inv, ok = bonus(state, batch, data)
-    params, opt_state, loss = state.embed_params, state.opt_state, jnp.zeros(())
-    if emb.learned:
-      params, opt_state, loss = E.train_steps(opt, emb.loss, params, opt_state, data,
-                                              key, int(num_grad_steps), update_proportion)
+    params, opt_state, loss = E.train_embedding(emb, opt, state.embed_params, state.opt_state,
+                                                data, key, num_grad_steps, update_proportion)
     metrics: Metrics = {
         "e3b_bonus_mean": jnp.mean(r).astype(jnp.float32),
         "e3b_inverse_loss": loss,

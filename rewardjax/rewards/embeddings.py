@@ -223,6 +223,19 @@ def train_steps(opt: optax.GradientTransformation, loss_fn: Callable[[PyTree, Fl
   return params, opt_state, jnp.mean(losses)
 
 
+def train_embedding(emb: Embedding, opt: optax.GradientTransformation, params: PyTree,
+                    opt_state: PyTree, data: Flat, key: PRNGKey, num_grad_steps: int,
+                    update_proportion: float):
+  """``(params, opt_state, loss)``: ``train_steps`` on ``emb.loss`` if the map is
+  learned (``loss``: its mean on the batch before the steps), else unchanged (0)."""
+  if not emb.learned:
+    return params, opt_state, jnp.zeros((), jnp.float32)
+  loss = valid_mean(emb.loss(params, data), data.valid)
+  params, opt_state, _ = train_steps(opt, emb.loss, params, opt_state, data, key,
+                                     int(num_grad_steps), update_proportion)
+  return params, opt_state, loss
+
+
 def time_major(x: Array, batch: Transition) -> Array:
   """``[M, ...]`` per-sample values as ``[T, E, ...]`` (``E = 1`` for ``[T]``
   batches, the product of the trailing batch axes otherwise)."""
@@ -256,6 +269,12 @@ def finite_features(phi: Array, valid: Array) -> tuple[Array, Array]:
   return jnp.where(ok[:, None], phi, 0.0), ok
 
 
+def valid_mean(x: Array, ok: Array) -> Array:
+  """Mean of ``x [M]`` over samples where ``ok``, over every device when sharded."""
+  total = sharding.psum(jnp.sum(jnp.where(ok, x, 0.0)))
+  return total / jnp.maximum(sharding.psum(jnp.sum(ok)), 1)
+
+
 def as_reward(r: Array, batch: Transition) -> Array:
   """``r`` shaped and typed like ``batch.reward`` (float32 for non-float rewards)."""
   dtype = (batch.reward.dtype if jnp.issubdtype(batch.reward.dtype, jnp.floating)
@@ -269,6 +288,6 @@ def prefixed(prefix: str, metrics: Metrics) -> Metrics:
 
 __all__ = [
     "EMBED_NAMES", "Embedding", "Flat", "flatten", "action_features", "inverse_dynamics",
-    "random_encoder", "fixed", "resolve_embed", "check_training", "train_steps",
-    "time_major", "num_envs", "check_envs", "episode_ends", "finite_features", "as_reward", "prefixed",
+    "random_encoder", "fixed", "resolve_embed", "check_training", "train_steps", "train_embedding",
+    "time_major", "num_envs", "check_envs", "episode_ends", "finite_features", "valid_mean", "as_reward", "prefixed",
 ]

@@ -188,10 +188,8 @@ def ngu(embed: str | Callable[[Array], Array] = "inverse_dynamics",
     data = E.flatten(batch)
     r, r_ep, factor, memory, moments, ok = bonus(state, batch, data)
     k_embed, k_rnd = jax.random.split(key)
-    params, opt_state, loss = state.embed_params, state.opt_state, jnp.zeros(())
-    if emb.learned:
-      params, opt_state, loss = E.train_steps(opt, emb.loss, params, opt_state, data,
-                                              k_embed, int(num_grad_steps), update_proportion)
+    params, opt_state, loss = E.train_embedding(emb, opt, state.embed_params, state.opt_state,
+                                                data, k_embed, num_grad_steps, update_proportion)
     rnd_state, metrics = state.rnd, {}
     if novelty is not None:
       rnd_state, metrics = novelty.update(state.rnd, batch, k_rnd)

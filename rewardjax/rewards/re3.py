@@ -90,10 +90,8 @@ def re3(embed: str | Callable[[Array], Array] = "random",
     data = E.flatten(batch)
     d, ok = distances(state, data)
     r = E.as_reward(jnp.log1p(d), batch)
-    params, opt_state = state.embed_params, state.opt_state
-    if emb.learned:
-      params, opt_state, _ = E.train_steps(opt, emb.loss, params, opt_state, data, key,
-                                           int(num_grad_steps), update_proportion)
+    params, opt_state, _ = E.train_embedding(emb, opt, state.embed_params, state.opt_state,
+                                             data, key, num_grad_steps, update_proportion)
     metrics: Metrics = {
         "re3_bonus_mean": jnp.mean(r).astype(jnp.float32),
         "re3_knn_distance_mean": jnp.mean(d),

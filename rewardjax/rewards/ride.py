@@ -83,10 +83,8 @@ def ride(embed: str | Callable[[Array], Array] = "inverse_dynamics",
     d, ok = impact(state, data)
     inv_sqrt_n, counts, count_metrics = counter.reward_and_update(state.counts, batch, key)
     r = E.as_reward(d, batch) * inv_sqrt_n
-    params, opt_state, loss = state.embed_params, state.opt_state, jnp.zeros(())
-    if emb.learned:
-      params, opt_state, loss = E.train_steps(opt, emb.loss, params, opt_state, data,
-                                              key, int(num_grad_steps), update_proportion)
+    params, opt_state, loss = E.train_embedding(emb, opt, state.embed_params, state.opt_state,
+                                                data, key, num_grad_steps, update_proportion)
     metrics: Metrics = {
         "ride_bonus_mean": jnp.mean(r).astype(jnp.float32),
         "ride_impact_mean": jnp.mean(d),
