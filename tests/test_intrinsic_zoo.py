@@ -18,6 +18,8 @@ from rewardjax.rewards.e3b import e3b
 from rewardjax.rewards.icm import icm
 from rewardjax.rewards.ngu import ngu
 from rewardjax.rewards.noveld import noveld
+from rewardjax.rewards.product import product
+from rewardjax.rewards.counts import count_bonus
 from rewardjax.rewards.rnd import rnd
 from rewardjax.rewards.re3 import re3
 from rewardjax.rewards.ride import ride
@@ -308,3 +310,26 @@ def test_disagreement_is_higher_on_unseen_transitions_than_on_trained_ones():
   fresh = module.init(KEY, seen)
   ratio = float(jnp.mean(module.reward(fresh, unseen)) / jnp.mean(module.reward(fresh, seen)))
   assert v_unseen / v_seen > 3.0 * ratio
+
+
+# --------------------------------------------------------------------- product
+
+
+def test_product_multiplies_an_episodic_bonus_by_a_global_one():
+  rng = np.random.default_rng(9)
+  b1 = _batch(*_episodes(rng, t=12, levels=2))
+  b2 = _batch(*_episodes(rng, t=12, levels=2))
+  episodic = e3b(embed=lambda o: o, ridge=1.0)
+  global_ = count_bonus(beta=1.0, key_fn="exact")
+  module = product(episodic, global_)
+  state = module.init(KEY, b1)
+  s_e, s_g = state["episodic"], state["global"]
+  for b in (b1, b2):
+    r_e, s_e, _ = episodic.reward_and_update(s_e, b, KEY)
+    r_g, s_g, _ = global_.reward_and_update(s_g, b, KEY)
+    np.testing.assert_allclose(module.reward(state, b), r_e * r_g, rtol=1e-6)
+    r, state, metrics = jax.jit(module.reward_and_update)(state, b, KEY)
+    np.testing.assert_allclose(r, np.asarray(r_e) * np.asarray(r_g), rtol=1e-6)
+  assert "episodic/e3b_bonus_mean" in metrics and "global/count_mean" in metrics
+  with pytest.raises(TypeError, match="global_"):
+    product(episodic, "rnd")

@@ -53,3 +53,4 @@ from rewardjax.rewards.icm import ICMState
 from rewardjax.rewards.icm import icm
 from rewardjax.rewards.disagreement import DisagreementState
 from rewardjax.rewards.disagreement import disagreement
+from rewardjax.rewards.product import product
