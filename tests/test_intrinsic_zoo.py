@@ -376,3 +376,31 @@ def test_every_module_trains_as_a_channel_of_ppo():
   assert metrics["reward/e3b"].max() > 0.0 and metrics["reward/icm"].max() > 0.0
   assert not metrics["nonfinite"].any()
   assert np.all(np.isfinite(metrics["policy_loss"]))
+
+
+# --------------------------------------------------------------------- CLI kinds
+
+
+def test_spec_kinds_build_each_module_with_the_environments_action_count():
+  from rewardjax import envs, spec  # pylint: disable=g-import-not-at-top
+  env, params = envs.make("CartPole-v1")
+  parse = lambda text: spec.parse_rewards(text, env_id="CartPole-v1", env=env,
+                                          env_params=params, gamma=0.97)
+  channels = parse("extrinsic+icm+e3b+noveld@alpha=0.3+ride+re3@k=2"
+                   "+disagreement@ensemble_size=3+ngu@lifelong=false")
+  assert channels.names == ("extrinsic", "icm", "e3b", "noveld", "ride", "re3",
+                            "disagreement", "ngu")
+  assert channels.gammas[1:] == (0.99,) * 7 and channels.episodic[1:] == (False,) * 7
+  # Options reach the factories, and num_actions comes from the action space.
+  channels = parse("icm@feature_dim=8+e3b@ridge=0.5,embed=identity")
+  rng = np.random.default_rng(10)
+  obs = rng.normal(size=(6, 2, 4)).astype(np.float32)
+  batch = _batch(obs, obs + 0.1, action=rng.integers(0, 2, size=(6, 2)).astype(np.int32))
+  state = jax.jit(channels.init)(KEY, batch)
+  e3b_state = state["e3b"].module                  # normalised: inside a transform
+  np.testing.assert_allclose(e3b_state.cov_inv, np.broadcast_to(np.eye(4) / 0.5, (2, 4, 4)))
+  embed = state["icm"].module.params["embed"]
+  assert jax.tree.leaves(embed["encoder"])[-1].shape[-1] == 8        # feature_dim
+  assert jax.tree.leaves(embed["inverse"])[-1].shape[-1] == 2        # CartPole's actions
+  with pytest.raises(ValueError, match="embed"):
+    parse("e3b@embed=pixels")
