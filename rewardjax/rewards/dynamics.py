@@ -61,6 +61,15 @@ def features(emb: E.Embedding, embed_params: PyTree, data: E.Flat,
   return Features(phi, next_phi, E.action_features(data.action, num_actions), ok)
 
 
+def init_params(emb: E.Embedding, model: ForwardEnsemble, key: PRNGKey, example: E.Flat,
+                num_actions: int | None) -> dict:
+  """``{"embed": ..., "forward": ...}``: the encoder's and the ensemble's parameters."""
+  k_embed, k_forward = jax.random.split(key)
+  embed_params = emb.init(k_embed, example)
+  f = features(emb, embed_params, example, num_actions)
+  return {"embed": embed_params, "forward": model.init(k_forward, f.phi, f.act)}
+
+
 def forward_errors(model: ForwardEnsemble, params: PyTree, f: Features) -> Array:
   """``[E, M]``: ``½‖f_e(φ(s), a) − φ(s')‖²`` per member and sample, features fixed."""
   phi, next_phi = jax.lax.stop_gradient(f.phi), jax.lax.stop_gradient(f.next_phi)
@@ -68,4 +77,5 @@ def forward_errors(model: ForwardEnsemble, params: PyTree, f: Features) -> Array
   return 0.5 * jnp.sum(jnp.square(pred - next_phi[None]), axis=-1)
 
 
-__all__ = ["ForwardEnsemble", "forward_ensemble", "Features", "features", "forward_errors"]
+__all__ = ["ForwardEnsemble", "forward_ensemble", "Features", "features", "init_params",
+           "forward_errors"]

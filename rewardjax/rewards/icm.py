@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Sequence
 
-import jax
 import jax.numpy as jnp
 import optax
 
 from rewardjax import sharding
 from rewardjax.rewards import embeddings as E
-from rewardjax.rewards.dynamics import features, forward_ensemble, forward_errors
+from rewardjax.rewards.dynamics import (features, forward_ensemble, forward_errors,
+                                         init_params)
 from rewardjax.types import Array, Metrics, PRNGKey, PyTree, RewardModule, Transition
 
 
@@ -67,11 +67,7 @@ def icm(embed: str | Callable[[Array], Array] = "inverse_dynamics",
   opt = optax.adam(learning_rate)
 
   def init_fn(key: PRNGKey, example: Transition) -> ICMState:
-    k_embed, k_forward = jax.random.split(key)
-    data = E.flatten(example)
-    embed_params = emb.init(k_embed, data)
-    f = features(emb, embed_params, data, num_actions)
-    params = {"embed": embed_params, "forward": model.init(k_forward, f.phi, f.act)}
+    params = init_params(emb, model, key, E.flatten(example), num_actions)
     return ICMState(params, opt.init(params))
 
   def losses(params, data: E.Flat):
