@@ -31,7 +31,7 @@ import optax
 from rewardjax import sharding, stats
 from rewardjax.nets import MLP
 from rewardjax.shuffle import shuffle_order
-from rewardjax.types import Array, Metrics, PRNGKey, PyTree, Transition, batch_shape
+from rewardjax.types import Array, PRNGKey, PyTree, Transition, batch_shape
 
 EMBED_NAMES = ("inverse_dynamics", "random", "identity")
 
@@ -227,13 +227,11 @@ def train_embedding(emb: Embedding, opt: optax.GradientTransformation, params: P
                     opt_state: PyTree, data: Flat, key: PRNGKey, num_grad_steps: int,
                     update_proportion: float):
   """``(params, opt_state, loss)``: ``train_steps`` on ``emb.loss`` if the map is
-  learned (``loss``: its mean on the batch before the steps), else unchanged (0)."""
+  learned (``loss``: the mean over its steps), else unchanged (0)."""
   if not emb.learned:
     return params, opt_state, jnp.zeros((), jnp.float32)
-  loss = valid_mean(emb.loss(params, data), data.valid)
-  params, opt_state, _ = train_steps(opt, emb.loss, params, opt_state, data, key,
-                                     int(num_grad_steps), update_proportion)
-  return params, opt_state, loss
+  return train_steps(opt, emb.loss, params, opt_state, data, key, int(num_grad_steps),
+                     update_proportion)
 
 
 def time_major(x: Array, batch: Transition) -> Array:
@@ -282,12 +280,9 @@ def as_reward(r: Array, batch: Transition) -> Array:
   return jnp.reshape(r, jnp.shape(batch.reward)).astype(dtype)
 
 
-def prefixed(prefix: str, metrics: Metrics) -> Metrics:
-  return {f"{prefix}{k}": v for k, v in metrics.items()}
-
-
 __all__ = [
     "EMBED_NAMES", "Embedding", "Flat", "flatten", "action_features", "inverse_dynamics",
-    "random_encoder", "fixed", "resolve_embed", "check_training", "train_steps", "train_embedding",
-    "time_major", "num_envs", "check_envs", "episode_ends", "finite_features", "valid_mean", "as_reward", "prefixed",
+    "random_encoder", "fixed", "resolve_embed", "check_training", "train_steps",
+    "train_embedding", "time_major", "num_envs", "check_envs", "episode_ends",
+    "finite_features", "valid_mean", "as_reward",
 ]
