@@ -20,6 +20,10 @@ Rows (each at every ``--num-envs``):
 * ``ppo+counts``       plus ``count_bonus()`` as a second channel;
 * ``ppo+progress_counts`` plus ``progress_counts("cartpole")`` as a second
                        channel;
+* ``ppo+icm``, ``ppo+e3b``, ``ppo+noveld``, ``ppo+ride``, ``ppo+re3``,
+  ``ppo+disagreement``, ``ppo+ngu``, ``ppo+e3b*rnd``: the bonuses beyond RND and
+                       counts at their defaults (``product(e3b(), rnd())`` for the
+                       last) as a second channel;
 * ``ppo @brax/<name>`` (and ``ppo+rnd``, ``ppo+counts``) with ``--brax-envs``:
                        Gaussian-policy PPO on a brax environment (default CPU
                        backend, ``rewardjax.envs.brax_adapter``); "vs plain ppo"
@@ -54,8 +58,9 @@ from rewardjax import envs
 from rewardjax import progress
 from rewardjax.agents import trainer
 from rewardjax.agents.ppo import PPOConfig, make_train
-from rewardjax.rewards import (add, channel, combine, count_bonus, extrinsic, potential_shaping,
-                               progress_counts, rnd)
+from rewardjax.rewards import (add, channel, combine, count_bonus, disagreement, e3b, extrinsic,
+                               icm, ngu, noveld, potential_shaping, product, progress_counts, re3,
+                               ride, rnd)
 
 PLAIN = "ppo"
 REJAX = "rejax ppo"
@@ -109,7 +114,7 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
       ("ppo+counts", lambda: count_bonus(), "count_bonus() defaults, 2 channels"),
       ("ppo+progress_counts", lambda: progress_counts(potential_name),
        f"progress_counts({potential_name!r}), 2 channels"),
-  )
+  ) + zoo_bonuses(env_id)
   for name, bonus, note in bonuses:
     rows.append(_rewardjax_row(
         name,
@@ -117,6 +122,23 @@ def rewardjax_rows(env_id: str, potential_name: str) -> tuple[list[Row], list[st
                                        novelty=channel(bonus(), gamma=0.99, episodic=False)),
         env_id, note))
   return rows, skipped
+
+
+def zoo_bonuses(env_id: str) -> tuple:
+  """``(name, module factory, note)`` of the bonuses beyond RND and counts."""
+  env, env_params = envs.make(env_id)
+  n = int(env.action_space(env_params).n)
+  learned = dict(num_actions=n)
+  return (
+      ("ppo+icm", lambda: icm(**learned), "icm() defaults, 2 channels"),
+      ("ppo+e3b", lambda: e3b(**learned), "e3b() defaults, 2 channels"),
+      ("ppo+noveld", lambda: noveld(), "noveld() defaults, 2 channels"),
+      ("ppo+ride", lambda: ride(**learned), "ride() defaults, 2 channels"),
+      ("ppo+re3", lambda: re3(), "re3() defaults (random encoder), 2 channels"),
+      ("ppo+disagreement", lambda: disagreement(**learned), "disagreement() defaults, 2 channels"),
+      ("ppo+ngu", lambda: ngu(**learned), "ngu() defaults, 2 channels"),
+      ("ppo+e3b*rnd", lambda: product(e3b(**learned), rnd()), "product(e3b(), rnd()), 2 channels"),
+  )
 
 
 def brax_rows(names: list[str]) -> list[Row]:

@@ -68,6 +68,19 @@ def pmax(x):
   return x if axis is None else jax.lax.pmax(x, axis)
 
 
+def all_gather(x):
+  """Every device's ``x`` concatenated along axis 0, in device order (``x``
+  itself without a data axis)."""
+  axis = current_axis()
+  return x if axis is None else jax.lax.all_gather(x, axis, tiled=True)
+
+
+def axis_index():
+  """This device's index on the data axis (0 without one)."""
+  axis = current_axis()
+  return 0 if axis is None else jax.lax.axis_index(axis)
+
+
 def num_shards() -> int:
   """How many devices share the data axis (1 without one)."""
   axis = current_axis()
@@ -126,5 +139,5 @@ def shard(fn: Callable, mesh: Mesh, sharded_args: tuple[bool, ...],
                        out_specs=(P(axis_name), P()), check_vma=False)
 
 
-__all__ = ["DATA_AXIS", "data_axis", "current_axis", "psum", "pmean", "pmax", "num_shards",
+__all__ = ["DATA_AXIS", "data_axis", "current_axis", "psum", "pmean", "pmax", "all_gather", "axis_index", "num_shards",
            "device_key", "make_mesh", "mesh_size", "shard"]

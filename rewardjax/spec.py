@@ -360,6 +360,38 @@ def _build_select(ctx, arg, options, gamma):
   return select(candidates, **options)
 
 
+def _action_module_kind(module: str, attr: str, kind: str, **fields) -> Kind:
+  """A kind whose factory's ``num_actions`` (if it has one) is the size of a
+  discrete action space."""
+
+  def options():
+    return _factory_options(_import(kind, module, attr), skip=("num_actions",))
+
+  def build(ctx, arg, opts, gamma):
+    del arg, gamma
+    opts = _unprefixed(opts)
+    factory = _import(kind, module, attr)
+    space = ctx.env.action_space(ctx.env_params)
+    if hasattr(space, "n") and "num_actions" in inspect.signature(factory).parameters:
+      opts["num_actions"] = int(space.n)
+    return factory(**opts)
+
+  return Kind(build, options, gamma=0.99, episodic=False, normalize=True, **fields)
+
+
+# The bonuses beyond RND and counts (rewardjax/rewards/{kind}.py): non-episodic
+# channels at γ 0.99, normalised by their return std, as ``counts``.
+_ZOO = {
+    "icm": "curiosity: forward-model error in an inverse-dynamics feature space",
+    "e3b": "elliptical episodic bonus φᵀC⁻¹φ over the episode's features",
+    "noveld": "max(n(s') − α·n(s), 0) on first episodic visits, n = RND error",
+    "ride": "impact ‖φ(s') − φ(s)‖ over √(episodic count of s')",
+    "re3": "log(1 + distance to the k-th nearest neighbour in the batch), random encoder",
+    "disagreement": "variance across an ensemble of forward models",
+    "ngu": "episodic kNN novelty times RND's lifelong factor",
+}
+
+
 KINDS: dict[str, Kind] = {
     "extrinsic": Kind(_build_extrinsic, dict, help="the environment's reward"),
     "potential": Kind(
@@ -387,6 +419,8 @@ KINDS: dict[str, Kind] = {
         _build_attention, _attention_options,
         help="the return redistributed over each finished episode's steps by a learned "
              "attention model (use instead of extrinsic, e.g. with --delay-rewards)"),
+    **{name: _action_module_kind(f"rewardjax.rewards.{name}", name, name, help=text)
+       for name, text in _ZOO.items()},
 }
 
 

@@ -36,6 +36,11 @@ def test_sharded_runs_compute_the_single_device_numbers():
     assert f"sharded {agent} == single device" in out, out
 
 
+def test_intrinsic_bonuses_sharded_match_single_device():
+  """E3B (and the training every learned bonus shares) and RE3 (kNN over every device's batch)."""
+  assert "intrinsic zoo: sharded == single device" in _run("check_intrinsic_zoo")
+
+
 @pytest.mark.slow
 def test_sharded_ppo_and_pqn_report_every_metric_and_learn():
   """The single-device run's metric names and shapes, and learning; values: see above."""
