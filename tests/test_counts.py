@@ -486,3 +486,24 @@ def test_index_keys_must_return_one_integer_per_observation():
   state = small.init(KEY, _batch(obs))
   assert state.counts.shape == (2, 64)
   np.testing.assert_array_equal(_n(jax.jit(small.reward)(state, _batch(obs)), 1.0), [1, 2, 2, 1])
+
+
+def test_a_single_transition_and_a_single_environment_stream():
+  cells = [4, 4, 2, 4]
+  obs = _deepsea_obs(cells, size=3)
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", batch_counts="sequential")
+  state = module.init(KEY, _batch(obs))
+  one = jax.tree.map(lambda x: x[0], _batch(obs))            # reward shape (): one transition
+  r, state, _ = jax.jit(module.reward_and_update)(state, one, KEY)
+  assert r.shape == () and float(r) == 1.0
+  np.testing.assert_allclose(jax.jit(module.reward)(state, one), 1 / np.sqrt(2), rtol=1e-6)
+  # Episodic counts of one environment take a [T] batch, as [T, 1].
+  episodic = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True,
+                                batch_counts="sequential")
+  term = np.array([False, True, False, False])
+  flat = _batch(obs, term)
+  column = _batch(obs[:, None], term[:, None])
+  r_flat = jax.jit(episodic.reward)(episodic.init(KEY, flat), flat)
+  r_column = jax.jit(episodic.reward)(episodic.init(KEY, column), column)
+  np.testing.assert_array_equal(_n(r_flat, 1.0), [1, 2, 1, 1])   # restarted after step 1
+  np.testing.assert_allclose(r_column[:, 0], r_flat)
