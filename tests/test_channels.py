@@ -310,13 +310,68 @@ def test_channels_fused_and_plain_updates_agree_and_name_their_metrics():
   assert rjx.rewards.channel(rjx.rewards.extrinsic(), gamma=1).gamma == 1.0
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda: rjx.rewards.channel("extrinsic"), TypeError),
-    (lambda: rjx.rewards.add(), ValueError),
-    (lambda: rjx.rewards.add(rjx.rewards.extrinsic(), "x"), TypeError),
-    (lambda: rjx.rewards.combine(), ValueError),
-    (lambda: rjx.rewards.combine(e=rjx.rewards.extrinsic()).resolve(1.5), ValueError),
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: rjx.rewards.channel("extrinsic"), TypeError, "^channel: expected a RewardModule"),
+    (lambda: rjx.rewards.channel(rjx.rewards.extrinsic(), coef=float("inf")), ValueError,
+     "^channel: coef must be finite"),
+    (lambda: rjx.rewards.channel(rjx.rewards.extrinsic(), gamma=0.0), ValueError,
+     "^channel 'channel': gamma must be in"),
+    (lambda: rjx.rewards.add(), ValueError, "^add: give at least one"),
+    (lambda: rjx.rewards.add(rjx.rewards.extrinsic(), "x"), TypeError,
+     "^add: expected a RewardModule, got str"),
+    (lambda: rjx.rewards.combine(), ValueError, "^combine: give at least one channel"),
+    (lambda: rjx.rewards.combine(e=rjx.rewards.extrinsic()).resolve(1.5), ValueError,
+     "^channel 'default': gamma must be in"),
+    (lambda: rjx.rewards.as_channels(3), TypeError, "got int"),
 ])
-def test_channel_constructors_reject_bad_arguments(call, error):
-  with pytest.raises(error):
+def test_channel_constructors_reject_bad_arguments(call, error, match):
+  with pytest.raises(error, match=match):
     call()
+
+
+def _key_module():
+  """A module whose state and reward come from the keys it is given."""
+  return rjx.RewardModule(
+      init=lambda key, ex: jax.random.uniform(key),
+      reward=lambda state, b: jnp.full(b.reward.shape, state),
+      update=lambda state, b, key: (jax.random.uniform(key), {"u": state}))
+
+
+def test_combined_modules_get_independent_keys_and_float32_rewards():
+  rewards = rjx.rewards.combine(a=_key_module(), b=_key_module(), c=_key_module(),
+                                d=rjx.types.stateless(lambda b: b.action + 1))
+  b = _batch(np.zeros((2, 3)))
+  state = rewards.init(jax.random.PRNGKey(0), b)
+  inits = [float(state[n]) for n in "abc"]
+  r, new_state, metrics = rewards.reward_and_update(state, b, jax.random.PRNGKey(1))
+  assert r.dtype == jnp.float32
+  np.testing.assert_allclose(r, np.broadcast_to(inits + [1.0], (2, 3, 4)))
+  updated = [float(new_state[n]) for n in "abc"]
+  assert len(set(inits + updated)) == 6                     # no two modules share a key
+  assert sorted(metrics) == ["a/u", "b/u", "c/u"]
+  plain_state, plain_metrics = rewards.update(state, b, jax.random.PRNGKey(1))
+  _tree_equal(plain_state, new_state)
+  _tree_equal(plain_metrics, metrics)
+
+
+def test_add_of_modules_without_a_discount_sums_them_on_every_path():
+  module = rjx.rewards.add(rjx.rewards.extrinsic(), _key_module())
+  assert module.gamma is None
+  b = _batch(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+  state = module.init(jax.random.PRNGKey(0), b)
+  u = float(state["term1"])
+  np.testing.assert_allclose(module.reward(state, b), b.reward + u, rtol=1e-6)
+  r, new_state, metrics = module.reward_and_update(state, b, jax.random.PRNGKey(1))
+  np.testing.assert_allclose(r, b.reward + u, rtol=1e-6)
+  assert r.shape == (2, 2) and sorted(metrics) == ["term1/u"]
+  _tree_equal(module.update(state, b, jax.random.PRNGKey(1))[0], new_state)
+  assert float(new_state["term1"]) != u
+
+
+def test_resolve_keeps_the_channels_own_discounts():
+  ch = rjx.rewards.combine(a=rjx.rewards.channel(rjx.rewards.extrinsic(), gamma=0.9),
+                           b=rjx.rewards.extrinsic())
+  assert ch.resolve(0.5).gammas == (0.9, 0.5)
+  assert rjx.rewards.combine(a=rjx.rewards.extrinsic()).resolve(1.0).gammas == (1.0,)
+  shaping = rjx.rewards.potential_shaping(lambda s: s[0], 0.9)
+  assert rjx.rewards.channel(shaping, gamma=0.9).gamma == 0.9    # the matching γ is accepted
