@@ -104,6 +104,8 @@ def test_clip_scale_symlog():
   np.testing.assert_allclose(r, np.sign(b.reward) * np.log1p(np.abs(b.reward)), rtol=1e-6)
   with pytest.raises(ValueError):
     rjx.rewards.clip(1, -1)
+  m = rjx.rewards.transform(rjx.rewards.extrinsic(), rjx.rewards.clip(0.5, 0.5))
+  np.testing.assert_allclose(m.reward(m.init(jax.random.PRNGKey(0), b), b), 0.5)
 
 
 def test_normalize_by_return_std_matches_numpy_reference():
@@ -252,6 +254,13 @@ def test_episodic_normalize_by_return_std_restarts_the_return_and_reports_its_st
                                np.sqrt(ref.moments[1] + 1e-8), rtol=1e-5)
   with pytest.raises(ValueError, match="gamma"):
     rjx.rewards.normalize_by_return_std(0.0)
+  undiscounted = rjx.rewards.transform(rjx.rewards.extrinsic(),
+                                       rjx.rewards.normalize_by_return_std(1.0))
+  r = np.ones((3, 1), np.float32)
+  ref = _NpReturnStd(1, 1.0)
+  ref.update(r)
+  state = undiscounted.init(jax.random.PRNGKey(0), _batch(r))
+  np.testing.assert_allclose(undiscounted.reward(state, _batch(r)), ref.scale(r), rtol=1e-5)
 
 
 def test_standardize_uses_the_running_mean_and_std_including_the_batch():
