@@ -31,7 +31,10 @@
 # Environment: PYTHON (default: .venv/bin/python of this checkout, else python3),
 # MUTANT_TIMEOUT_S (per mutant, default 120), KILLED_BEFORE (the results.txt of
 # an earlier run of the same group on the same source: the mutants it killed are
-# counted as killed without a rerun, which holds while tests are only added).
+# counted as killed without a rerun, which holds while tests are only added),
+# BASELINE_REF (a git ref, e.g. main: each mutant is first tested with the tests
+# that exist at that ref and only if it survives them with the others, and the
+# table gets a column of what the ref's tests kill, a before/after in one run).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -107,9 +110,19 @@ JAX_PLATFORMS=cpu "$PYTHON" -m mutmut run --max-children 1 \
 
 # Test every mutant in this one process; the verdicts go where `mutmut results` reads them.
 printf "%s\n" "${FUNCTIONS[@]}" > functions.txt
+: > baseline_tests.txt
+if [ -n "${BASELINE_REF:-}" ]; then
+  for f in "${TESTS[@]}"; do
+    f=${f%%::*}
+    git -C "$ROOT" show "$BASELINE_REF:$f" 2>/dev/null | sed -n "s|^def \(test_[A-Za-z0-9_]*\).*|$f::\1|p" \
+      >> baseline_tests.txt || true
+  done
+fi
 JAX_PLATFORMS=cpu "$PYTHON" - <<'PY'
 import contextlib, io, json, os, pathlib, signal, sys, time
 only = {l.strip() for l in open("functions.txt") if l.strip()}   # empty: every function
+baseline = {l.strip() for l in open("baseline_tests.txt") if l.strip()}
+baseline_killed = {}
 killed_before = set()
 if os.environ.get("KILLED_BEFORE"):
   killed_before = {l.strip().rsplit(":", 1)[0] for l in open(os.environ["KILLED_BEFORE"])
@@ -145,6 +158,20 @@ def on_alarm(*_):
   raise TimeoutError
 
 
+def run_tests(tests):
+  """mutmut's code for ``tests`` under the current mutant: 1 killed, 0 survived, 36 timeout."""
+  jax.clear_caches()
+  signal.alarm(TIMEOUT_S)
+  try:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+      rc = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *tests]))
+    return 1 if rc in (1, 3) else rc           # pytest's 1 (failed) and 3 (error): killed
+  except TimeoutError:
+    return 36
+  finally:
+    signal.alarm(0)
+
+
 signal.signal(signal.SIGALRM, on_alarm)
 start, done = time.time(), 0
 for meta in sorted(pathlib.Path("rewardjax").rglob("*.meta")):
@@ -156,41 +183,44 @@ for meta in sorted(pathlib.Path("rewardjax").rglob("*.meta")):
       code = 34                                # mutmut's "skipped": not a function under test
     elif name in killed_before:
       code = 1
+      baseline_killed[name] = True             # (KILLED_BEFORE: a run of the baseline's tests)
     elif not tests:
       code = 33                                # mutmut's "no tests"
     else:
       os.environ["MUTANT_UNDER_TEST"] = name   # read by mutmut's trampolines at every call
-      jax.clear_caches()
-      signal.alarm(TIMEOUT_S)
-      try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-          rc = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *tests]))
-        code = 1 if rc in (1, 3) else rc       # mutmut's codes: 0 survived, 1 killed
-      except TimeoutError:
-        code = 36
-      finally:
-        signal.alarm(0)
+      old = [t for t in tests if t.split("[")[0] in baseline]
+      for part in ([old, [t for t in tests if t not in old]] if baseline else [tests]):
+        code = run_tests(part) if part else 0
+        if baseline and part is old:
+          baseline_killed[name] = code == 1
+        if code != 0:
+          break
     data["exit_code_by_key"][name] = code
     done += 1
     if done % 50 == 0:
       print(f"{done} mutants tested in {time.time() - start:.0f} s", file=sys.stderr, flush=True)
   meta.write_text(json.dumps(data))
+pathlib.Path("../baseline_killed.json").write_text(json.dumps(baseline_killed))
 PY
 
 "$PYTHON" -m mutmut results --all true > results.txt
 "$PYTHON" - <<'PY'
-import collections, re
+import collections, json, re
 rows = [l.strip().rsplit(":", 1) for l in open("results.txt") if ":" in l]
 rows = [(name, status.strip()) for name, status in rows if status.strip() != "skipped"]
+base = json.load(open("baseline_killed.json"))     # empty without BASELINE_REF
 by_file = collections.defaultdict(collections.Counter)
 for name, status in rows:
-  by_file[re.match(r"(.*?)\.x[_ǁ]", name).group(1)][status] += 1
-print("| module | mutants | killed | survived | other | killed % |")
-print("|---|---:|---:|---:|---:|---:|")
+  c = by_file[re.match(r"(.*?)\.x[_ǁ]", name).group(1)]
+  c[status] += 1
+  c["baseline"] += base.get(name, False)
+print("| module | mutants | killed by BASELINE_REF's tests | killed | survived | other | killed % |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for module, c in sorted(by_file.items()) + [("all", sum(by_file.values(), collections.Counter()))]:
-  total, killed = sum(c.values()), c["killed"]
-  other = total - killed - c["survived"]
-  print(f"| {module} | {total} | {killed} | {c['survived']} | {other} | {100 * killed / total:.1f} |")
+  total = sum(v for k, v in c.items() if k != "baseline")
+  killed, other = c["killed"], total - c["killed"] - c["survived"]
+  print(f"| {module} | {total} | {c['baseline'] if base else '-'} | {killed} | {c['survived']} "
+        f"| {other} | {100 * killed / total:.1f} |")
 print("not killed:")
 for name, status in rows:
   if status != "killed":

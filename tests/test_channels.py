@@ -104,6 +104,10 @@ def test_clip_scale_symlog():
   np.testing.assert_allclose(r, np.sign(b.reward) * np.log1p(np.abs(b.reward)), rtol=1e-6)
   with pytest.raises(ValueError):
     rjx.rewards.clip(1, -1)
+
+
+def test_clip_to_a_single_point():
+  b = _batch([[-3.0, 0.5], [2.0, -0.1]])
   m = rjx.rewards.transform(rjx.rewards.extrinsic(), rjx.rewards.clip(0.5, 0.5))
   np.testing.assert_allclose(m.reward(m.init(jax.random.PRNGKey(0), b), b), 0.5)
 
@@ -384,3 +388,5 @@ def test_resolve_keeps_the_channels_own_discounts():
   assert rjx.rewards.combine(a=rjx.rewards.extrinsic()).resolve(1.0).gammas == (1.0,)
   shaping = rjx.rewards.potential_shaping(lambda s: s[0], 0.9)
   assert rjx.rewards.channel(shaping, gamma=0.9).gamma == 0.9    # the matching γ is accepted
+  with pytest.raises(ValueError, match=r"optimal policies only when they are equal \(Ng et al"):
+    rjx.rewards.channel(shaping, gamma=0.99)
