@@ -49,18 +49,18 @@ case "$GROUP" in
              rewardjax/rewards/shaping.py)
     TESTS=(tests/test_returns.py tests/test_q_targets.py tests/test_shaping.py
            tests/test_ppo_loss.py::test_ppo_advantages_weight_each_channel_by_its_coefficient)
-    PROBE=rewardjax.returns.x_channel_bootstrap__mutmut_1 ;;
+    ;;
   counts)
     MODULES=(rewardjax/rewards/counts.py rewardjax/rewards/count_keys.py
              rewardjax/rewards/count_tables.py rewardjax/rewards/count_lifelong.py
              rewardjax/rewards/count_episodic.py)
     TESTS=(tests/test_counts.py)
-    PROBE=rewardjax.rewards.counts.x__check_options__mutmut_1 ;;
+    ;;
   rewards)
     MODULES=(rewardjax/rewards/redistribution.py rewardjax/rewards/channels.py
              rewardjax/rewards/transforms.py)
     TESTS=(tests/test_redistribution.py tests/test_channels.py)
-    PROBE=rewardjax.rewards.redistribution.x_last_valid_step__mutmut_1 ;;
+    ;;
   agents)
     # agents/ is installed as rewardjax.agents; in the scratch copy it is moved
     # there so that mutmut (source_paths = rewardjax) mutates it.
@@ -73,11 +73,15 @@ case "$GROUP" in
            tests/test_dqn.py::test_one_channel_identity_equals_plain_dqn_loss
            tests/test_dqn.py::test_log_mapping_loss_regresses_mapped_heads_onto_mapped_targets
            tests/test_dqn.py::test_two_channels_sum_of_per_channel_losses
-           tests/test_dqn.py::test_q_loss_hand_computed_n_step_targets_with_coefficients)
-    PROBE=rewardjax.agents.ppo.x_ppo_advantages__mutmut_1 ;;
+           tests/test_dqn.py::test_q_loss_hand_computed_n_step_targets_with_coefficients) ;;
   *) echo "unknown group $GROUP (core, counts, rewards, agents)" >&2; exit 2 ;;
 esac
 if [ $# -gt 1 ]; then MODULES=("${@:2}"); fi
+# `mutmut run` tests one named mutant (the first of the first module's first
+# function) after generating them all; the rest are tested below.
+first=${MODULES[0]%.py}
+src=${MODULES[0]/#rewardjax\/agents\//agents/}
+PROBE="${first//\//.}.x_$(sed -n 's/^def \([A-Za-z0-9_]*\).*/\1/p' "$ROOT/$src" | head -1)__mutmut_1"
 
 "$PYTHON" -c "import mutmut" 2>/dev/null || { echo "mutmut is not installed for $PYTHON" >&2; exit 2; }
 
