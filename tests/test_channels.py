@@ -198,7 +198,7 @@ def test_normalize_rewards_divides_each_channel_by_its_own_return_std():
     state = new_state
   np.testing.assert_allclose(state.returns.moments.var, [refs[0].moments[1], refs[1].moments[1]],
                              rtol=1e-4)
-  with pytest.raises(ValueError, match="resolve"):
+  with pytest.raises(ValueError, match="^normalize_rewards: resolve the channels' gammas"):
     rjx.rewards.normalize_rewards(rjx.rewards.combine(ext=rjx.rewards.extrinsic()))
 
 
@@ -359,6 +359,8 @@ def test_combined_modules_get_independent_keys_and_float32_rewards():
   r, new_state, metrics = rewards.reward_and_update(state, b, jax.random.PRNGKey(1))
   assert r.dtype == jnp.float32
   np.testing.assert_allclose(r, np.broadcast_to(inits + [1.0], (2, 3, 4)))
+  integer = rjx.rewards.combine(d=rjx.types.stateless(lambda b: b.action + 1))
+  assert integer.reward(integer.init(jax.random.PRNGKey(0), b), b).dtype == jnp.float32
   updated = [float(new_state[n]) for n in "abc"]
   assert len(set(inits + updated)) == 6                     # no two modules share a key
   assert sorted(metrics) == ["a/u", "b/u", "c/u"]
