@@ -110,6 +110,8 @@ def test_clip_to_a_single_point():
   b = _batch([[-3.0, 0.5], [2.0, -0.1]])
   m = rjx.rewards.transform(rjx.rewards.extrinsic(), rjx.rewards.clip(0.5, 0.5))
   np.testing.assert_allclose(m.reward(m.init(jax.random.PRNGKey(0), b), b), 0.5)
+  with pytest.raises(ValueError, match="clip: low"):
+    rjx.rewards.clip(0.5, 0.4)
 
 
 def test_normalize_by_return_std_matches_numpy_reference():
@@ -300,7 +302,7 @@ def test_transform_chains_in_order_and_keeps_the_modules_discount():
   _tree_equal(m.update(state, b, jax.random.PRNGKey(1))[0], new_state)
   shaping = rjx.rewards.potential_shaping(lambda s: s[0], 0.9)
   assert rjx.rewards.transform(shaping, rjx.rewards.scale(2.0)).gamma == 0.9
-  with pytest.raises(TypeError, match="RewardTransform"):
+  with pytest.raises(TypeError, match="expected RewardTransform, got function"):
     rjx.rewards.transform(rjx.rewards.extrinsic(), lambda r: r)
 
 
@@ -392,3 +394,55 @@ def test_resolve_keeps_the_channels_own_discounts():
   assert rjx.rewards.channel(shaping, gamma=0.9).gamma == 0.9    # the matching γ is accepted
   with pytest.raises(ValueError, match=r"optimal policies only when they are equal \(Ng et al"):
     rjx.rewards.channel(shaping, gamma=0.99)
+
+
+def test_transform_passes_state_keys_batch_and_metrics_through():
+  # The inner module and a transform of one's own both read what they are given.
+  inner = rjx.RewardModule(
+      init=lambda key, ex: jax.random.uniform(key, ex.reward.shape),
+      reward=lambda state, b: state + b.reward,
+      update=lambda state, b, key: (jax.random.uniform(key, b.reward.shape), {"u": state.sum()}))
+  own = transforms.RewardTransform(
+      init=lambda r, b: jnp.zeros_like(b.reward),
+      apply=lambda s, r, b: r + s + b.terminated,
+      update=lambda s, r, b: (s + r, {"s": s.sum()}))
+  m = rjx.rewards.transform(inner, own, rjx.rewards.scale(2.0))
+  b = _batch(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), term=np.eye(2, dtype=bool))
+  k0, k1 = jax.random.PRNGKey(0), jax.random.PRNGKey(1)
+  state = m.init(k0, b)
+  u0 = np.asarray(jax.random.uniform(k0, (2, 2)))
+  np.testing.assert_allclose(state.module, u0)
+  np.testing.assert_allclose(state.transforms[0], 0.0)
+  r0 = u0 + np.asarray(b.reward)                             # the inner module's reward
+  want = 2.0 * (r0 + r0 + np.eye(2))                         # own: s = 0 + r0, then + r + term
+  np.testing.assert_allclose(m.reward(state, b), want, rtol=1e-6)
+  r, new_state, metrics = m.reward_and_update(state, b, k1)
+  np.testing.assert_allclose(r, want, rtol=1e-6)
+  np.testing.assert_allclose(new_state.module, jax.random.uniform(k1, (2, 2)))
+  np.testing.assert_allclose(new_state.transforms[0], r0, rtol=1e-6)
+  assert sorted(metrics) == ["transform0/s", "u"]
+  np.testing.assert_allclose(metrics["u"], u0.sum(), rtol=1e-6)
+  _tree_equal(m.update(state, b, k1)[0], new_state)
+
+
+def test_return_std_and_standardize_defaults_and_eps():
+  rng = np.random.default_rng(17)
+  r = rng.exponential(size=(4, 2)).astype(np.float32)
+  b = _batch(r)
+  for t, gamma, eps in ((rjx.rewards.normalize_by_return_std(), 0.99, 1e-8),
+                        (rjx.rewards.normalize_by_return_std(0.9, eps=0.5), 0.9, 0.5)):
+    m = rjx.rewards.transform(rjx.rewards.extrinsic(), t)
+    ref = _NpReturnStd(2, gamma)
+    ref.update(r)
+    out, _, metrics = m.reward_and_update(m.init(jax.random.PRNGKey(0), b), b,
+                                          jax.random.PRNGKey(0))
+    np.testing.assert_allclose(out, ref.scale(r, eps), rtol=1e-5)
+    np.testing.assert_allclose(metrics["transform0/return_std"], np.sqrt(ref.moments[1] + eps),
+                               rtol=1e-5)
+  with pytest.raises(ValueError, match="gamma"):
+    rjx.rewards.normalize_by_return_std(1.5)
+  m = rjx.rewards.transform(rjx.rewards.extrinsic(), transforms.standardize(eps=0.5))
+  mean, var, _ = _np_merge((0.0, 1.0, 1e-4), r)
+  out, _, metrics = m.reward_and_update(m.init(jax.random.PRNGKey(0), b), b, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(out, (r - mean) / np.sqrt(var + 0.5), rtol=1e-5)
+  np.testing.assert_allclose(metrics["transform0/reward_std"], np.sqrt(var + 0.5), rtol=1e-5)
