@@ -344,3 +344,166 @@ def test_grid_key_with_more_cells_than_int64_names_the_limit():
   # 6**36 cells overflow an int64 product; the error must still be grid_key's own.
   with pytest.raises(ValueError, match="do not fit an int32"):
     counts.grid_key(0, 5).num_keys(np.zeros(36))
+
+
+@pytest.mark.parametrize("batch_counts", ["total", "sequential"])
+def test_counts_over_simulated_devices_add_every_devices_visits(batch_counts):
+  # Two "devices" as a named vmap inside sharding.data_axis (what shard_map
+  # traces): the table gains both devices' visits, as on one device; "total"
+  # bonuses count the whole global batch, "sequential" ones the visits before
+  # them on their own device.
+  from rewardjax import sharding  # pylint: disable=g-import-not-at-top
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", batch_counts=batch_counts)
+  prior_cells = [3, 3, 8]
+  state = module.init(KEY, _batch(_deepsea_obs(prior_cells, size=3)))
+  state, _ = jax.jit(module.update)(state, _batch(_deepsea_obs(prior_cells, size=3)), KEY)
+  cells = np.array([[3, 5, 3, 0], [3, 7, 5, 1]])          # device 0's and device 1's visits
+  shards = _batch(_deepsea_obs(cells.reshape(-1), size=3).reshape(2, 4, 3, 3),
+                  np.zeros((2, 4), bool))
+  with sharding.data_axis("d"):
+    r, new, metrics = jax.jit(jax.vmap(module.reward_and_update, in_axes=(None, 0, None),
+                                       axis_name="d"))(state, shards, KEY)
+  prior = np.bincount(prior_cells, minlength=10)
+  after = prior + np.bincount(cells.reshape(-1), minlength=10)
+  if batch_counts == "total":
+    n = after[cells]
+  else:
+    n = np.array([[prior[c] + list(row[:i + 1]).count(c) for i, c in enumerate(row)]
+                  for row in cells])
+  np.testing.assert_allclose(r, 1 / np.sqrt(n), rtol=1e-6)
+  for d in range(2):                                       # replicated on every device
+    np.testing.assert_array_equal(new.counts[d, 0], after)
+    np.testing.assert_array_equal(new.occupied[d], [np.count_nonzero(after)])
+  np.testing.assert_array_equal(metrics["unique_keys"], [np.count_nonzero(after)] * 2)
+
+
+def test_count_metrics_lifelong_and_episodic():
+  cells = np.array([[0, 1], [2, 1], [0, 0]])               # [T, N]: env 0 sees 0, 2, 0
+  obs = _deepsea_obs(cells.reshape(-1), size=2).reshape(3, 2, 2, 2)
+  batch = _batch(obs, np.zeros((3, 2), bool))
+  n_by_kind = {
+      # lifelong totals: cell 0 three times, cell 1 twice, cell 2 once
+      False: (np.array([[3, 2], [1, 2], [3, 3]]), 3.0),
+      # per environment: env 0 sees 0 twice and 2 once; env 1 sees 1 twice and 0 once
+      True: (np.array([[2, 2], [1, 2], [2, 1]]), 2.0),
+  }
+  for episodic, (n, unique) in n_by_kind.items():
+    module = counts.count_bonus(beta=2.0, key_fn="onehot", episodic=episodic)
+    r, _, metrics = jax.jit(lambda b: module.reward_and_update(module.init(KEY, b), b, KEY))(
+        batch)
+    np.testing.assert_allclose(r, 2.0 / np.sqrt(n), rtol=1e-6)
+    np.testing.assert_allclose(metrics["count_mean"], n.mean(), rtol=1e-6)
+    np.testing.assert_allclose(metrics["bonus_mean"], (2.0 / np.sqrt(n)).mean(), rtol=1e-6)
+    assert float(metrics["unique_keys"]) == unique
+    np.testing.assert_allclose(metrics["table_occupancy"], unique / 5, rtol=1e-6)
+  # An integer reward gets a float32 bonus; a float one keeps its dtype.
+  module = counts.count_bonus(beta=1.0, key_fn="onehot")
+  int_batch = batch._replace(reward=jnp.zeros((3, 2), jnp.int32))
+  assert module.reward(module.init(KEY, int_batch), int_batch).dtype == jnp.float32
+
+
+def test_keys_named_and_callable_count_what_they_promise():
+  floats = jnp.array([[0.0], [-0.0], [0.5], [0.5], [0.7]], jnp.float32)
+  bools = jnp.array([[True], [False], [True], [True], [False]])
+
+  def n_total(key_fn, obs):
+    module = counts.count_bonus(beta=1.0, key_fn=key_fn)
+    r = jax.jit(lambda b: module.reward(module.init(KEY, b), b))(_batch(obs))
+    return _n(r, 1.0).tolist()
+
+  assert n_total("exact", floats) == [2, 2, 2, 2, 1]       # -0.0 and 0.0 are one state
+  assert n_total("exact", bools) == [3, 2, 3, 3, 2]
+  assert n_total("exact", floats.astype(jnp.int32)) == [5, 5, 5, 5, 5]
+  assert n_total(lambda o: jnp.floor(o * 2), floats) == [2, 2, 3, 3, 3]  # exact_key(fn)
+  assert n_total(counts.exact_key(lambda o: o > 0.6), floats) == [4, 4, 4, 4, 1]
+  # "auto": exact keys (hashed) for integers, SimHash for floats.
+  ints = jnp.array([[1, 2], [1, 2], [2, 1]], jnp.int32)
+  assert n_total("auto", ints) == [2, 2, 1]
+  module = counts.count_bonus(key_fn="auto", simhash_bits=6)
+  assert module.init(KEY, _batch(floats)).counts.shape == (1, 2**6)   # 2^6 codes: exact index
+  assert module.init(KEY, _batch(ints)).counts.shape == (1, counts.DEFAULT_TABLE_SIZE)
+  assert counts.resolve_key("onehot").num_keys(jnp.zeros((3, 3))) == 10
+  key = counts.grid_key(0, 3)
+  assert counts.resolve_key(key) is key
+  with pytest.raises(TypeError, match="key_fn"):
+    counts.resolve_key(3)
+
+
+def test_simhash_keys_are_a_bijection_of_the_sign_codes():
+  rng = np.random.default_rng(16)
+  x = jnp.asarray(rng.normal(size=(256, 5)), jnp.float32)
+  for bits in (4, 31, 40):
+    key = counts.simhash_key(bits, preprocess=lambda o: o - 0.5)
+    params = key.init(KEY, x)
+    keys = np.asarray(jax.jit(jax.vmap(lambda o: key.apply(params, o)))(x)).reshape(len(x), -1)
+    codes = (np.asarray(x - 0.5) @ np.asarray(params.projection).T) >= 0     # sgn(A·φ(s))
+    # equal codes <=> equal keys
+    same_code = (codes[:, None] == codes[None]).all(-1)
+    same_key = (keys[:, None] == keys[None]).all(-1)
+    np.testing.assert_array_equal(same_key, same_code)
+    if bits <= 31:                                           # a direct index
+      assert key.num_keys(x[0]) == 2**bits and keys.min() >= 0 and keys.max() < 2**bits
+    else:
+      assert key.num_keys(x[0]) is None
+  with pytest.raises(ValueError, match="bits"):
+    counts.simhash_key(0)
+
+
+def test_grid_key_rounds_and_clips_into_its_box():
+  key = counts.grid_key([0, -1, 0], [3, 1, 3])              # radices 4, 3, 4
+  assert key.num_keys(jnp.zeros(3)) == 48
+  apply = lambda o: int(key.apply((), jnp.asarray(o, jnp.float32)))
+  assert apply([2.6, -0.4, 1.0]) == 3 * 12 + 1 * 4 + 1     # rounded: (3, 0, 1)
+  assert apply([-5.0, 7.0, 9.0]) == 0 * 12 + 2 * 4 + 3     # clipped: (0, 1, 3)
+  assert counts.ravel_index(jnp.array([1, 2]), (3, 4)) == 1 * 4 + 2
+  with pytest.raises(ValueError, match="high"):
+    counts.grid_key(2, 1)
+  with pytest.raises(ValueError, match="entries"):
+    counts.grid_key([0, 0], [1, 1]).num_keys(jnp.zeros(3))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"table_size": 0}, "table_size"), ({"table_size": 2**31}, "table_size"),
+    ({"table_size": 8.0}, "table_size"), ({"num_hashes": 0}, "num_hashes"),
+    ({"num_hashes": 2.0}, "num_hashes"), ({"beta": float("inf")}, "beta"),
+    ({"beta": "0.1"}, "beta"),
+])
+def test_count_bonus_rejects_bad_options(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    counts.count_bonus(**kwargs)
+
+
+def test_index_keys_must_return_one_integer_per_observation():
+  bad = counts.StateKey(lambda k, o: (), lambda p, o: jnp.ravel(o)[:2].astype(jnp.int32),
+                        lambda o: 4)
+  module = counts.count_bonus(key_fn=bad)
+  batch = _batch(jnp.zeros((3, 2), jnp.int32))
+  with pytest.raises(ValueError, match="one\\s+integer"):
+    module.reward(module.init(KEY, batch), batch)
+  # A table smaller than the index range hashes the index: counts stay exact here.
+  small = counts.count_bonus(beta=1.0, key_fn="onehot", table_size=64, num_hashes=2)
+  obs = _deepsea_obs([0, 5, 5, 99], size=10)
+  state = small.init(KEY, _batch(obs))
+  assert state.counts.shape == (2, 64)
+  np.testing.assert_array_equal(_n(jax.jit(small.reward)(state, _batch(obs)), 1.0), [1, 2, 2, 1])
+
+
+def test_a_single_transition_and_a_single_environment_stream():
+  cells = [4, 4, 2, 4]
+  obs = _deepsea_obs(cells, size=3)
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", batch_counts="sequential")
+  state = module.init(KEY, _batch(obs))
+  one = jax.tree.map(lambda x: x[0], _batch(obs))            # reward shape (): one transition
+  r, state, _ = jax.jit(module.reward_and_update)(state, one, KEY)
+  assert r.shape == () and float(r) == 1.0
+  np.testing.assert_allclose(jax.jit(module.reward)(state, one), 1 / np.sqrt(2), rtol=1e-6)
+  # Episodic counts of one environment take a [T] batch, as [T, 1].
+  episodic = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True,
+                                batch_counts="sequential")
+  term = np.array([False, True, False, False])
+  flat = _batch(obs, term)
+  column = _batch(obs[:, None], term[:, None])
+  r_flat = jax.jit(episodic.reward)(episodic.init(KEY, flat), flat)
+  r_column = jax.jit(episodic.reward)(episodic.init(KEY, column), column)
+  np.testing.assert_array_equal(_n(r_flat, 1.0), [1, 2, 1, 1])   # restarted after step 1
+  np.testing.assert_allclose(r_column[:, 0], r_flat)

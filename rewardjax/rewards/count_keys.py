@@ -74,7 +74,9 @@ def as_words(x: Array) -> Array:
   """
   x = jnp.ravel(jnp.asarray(x))
   if jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.float32) + 0.0  # -0.0 + 0.0 == +0.0: one key for zero
+    x = x.astype(jnp.float32)
+    # One key for zero. (Not ``x + 0.0``: XLA simplifies that to ``x`` under jit.)
+    x = jnp.where(x == 0, jnp.zeros((), jnp.float32), x)
     return jax.lax.bitcast_convert_type(x, jnp.uint32)
   if x.dtype == jnp.bool_:
     return x.astype(jnp.uint32)
