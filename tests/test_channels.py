@@ -403,7 +403,7 @@ def test_transform_passes_state_keys_batch_and_metrics_through():
       reward=lambda state, b: state + b.reward,
       update=lambda state, b, key: (jax.random.uniform(key, b.reward.shape), {"u": state.sum()}))
   own = transforms.RewardTransform(
-      init=lambda r, b: jnp.zeros_like(b.reward),
+      init=lambda r, b, key: jnp.zeros_like(b.reward),
       apply=lambda s, r, b: r + s + b.terminated,
       update=lambda s, r, b: (s + r, {"s": s.sum()}))
   m = rjx.rewards.transform(inner, own, rjx.rewards.scale(2.0))
