@@ -943,9 +943,9 @@ def report(plan: Plan, trained: Trained, t_start: float, console: Console,
   row_names = ([f"{a} {b}" for a, b in zip(plan.row_settings, plan.row_seeds)] if plan.sweep
                else plan.row_seeds)
   # Divergence without NaN (a loss far beyond its range, an entropy collapse).
-  summary["warnings"] = agent_trainer.divergence_warnings(
-      trained.metrics, run_names=[f"{a} seed {b}" if plan.sweep else f"seed {b}"
-                                  for a, b in zip(plan.row_settings or row_names, plan.row_seeds)])
+  run_names = ([f"{a} seed {b}" for a, b in zip(plan.row_settings, plan.row_seeds)]
+               if plan.sweep else [f"seed {b}" for b in plan.row_seeds])
+  summary["warnings"] = agent_trainer.divergence_warnings(trained.metrics, run_names=run_names)
   if plan.writes:
     _write_outputs(plan, trained, returns, summary)
   console.print(summary_table(row_names, returns.final, returns.best, returns.episodes,

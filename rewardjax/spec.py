@@ -337,6 +337,10 @@ def _build_attention(ctx, arg, options, gamma):
   return factory(**options)
 
 
+# Kinds that are not exploration bonuses, so not candidates of ``select``.
+_NOT_BONUSES = ("select", "extrinsic", "potential", "attention")
+
+
 def _build_select(ctx, arg, options, gamma):
   """``select:a|b|none``: each candidate as its kind builds it with default options,
   normalised by its return std where its kind is (so the bandit compares like with like)."""
@@ -347,10 +351,9 @@ def _build_select(ctx, arg, options, gamma):
     if name == "none":
       candidates[name] = None
       continue
-    if name in ("select", "extrinsic", "potential", "attention") or name not in KINDS:
+    if name in _NOT_BONUSES or name not in KINDS:
       raise _unknown("select candidate", name,
-                     [k for k in KINDS if k not in ("select", "extrinsic", "potential",
-                                                    "attention")] + ["none"])
+                     [k for k in KINDS if k not in _NOT_BONUSES] + ["none"])
     kind = KINDS[name]
     module = kind.build(ctx, None, {}, kind.gamma or gamma)
     if kind.normalize:
