@@ -376,6 +376,28 @@ def _zoo(num_actions):
   }
 
 
+@pytest.mark.parametrize("name", ["e3b", "re3"])   # learned and random encoders
+def test_grid_observations_earn_what_their_flattened_vectors_earn(name):
+  """A ``[6, 6]`` grid observation (DeepSea's) is one input vector of 36 entries to
+  every encoder: the module's rewards, and its state after an update, equal those of
+  the same batch with each observation flattened, under the same keys."""
+  rng = np.random.default_rng(3)
+  obs, next_obs, term, trunc = _episodes(rng, t=6, n=3, d=36, levels=2)
+  action = rng.integers(0, 2, size=(6, 3)).astype(np.int32)
+  flat = _batch(obs, next_obs, term, trunc, action)
+  grid = flat._replace(obs=flat.obs.reshape(6, 3, 6, 6), next_obs=flat.next_obs.reshape(6, 3, 6, 6))
+  outs = []
+  for batch in (flat, grid):
+    module = _zoo(num_actions=2)[name]
+    state = module.init(KEY, batch)
+    r0 = module.reward(state, batch)
+    r1, state, _ = module.reward_and_update(state, batch, jax.random.PRNGKey(1))
+    outs.append((r0, r1, module.reward(state, batch)))
+  for a, b in zip(*outs):
+    assert a.shape == (6, 3)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
 def test_every_module_trains_as_a_channel_of_ppo():
   """One short PPO run with every module as a channel: each channel's reward
   and metrics are present and finite. One run for all eight modules (~40 s of
@@ -417,7 +439,7 @@ def test_spec_kinds_build_each_module_with_the_environments_action_count():
   channels = parse("icm@feature_dim=8+e3b@ridge=0.5,embed=identity")
   rng = np.random.default_rng(10)
   obs = rng.normal(size=(6, 2, 4)).astype(np.float32)
-  batch = _batch(obs, obs + 0.1, action=rng.integers(0, 2, size=(6, 2)).astype(np.int32))
+  batch = _batch(obs, obs + 0.1, action=rng.integers(0, 2, size=(6, 3)).astype(np.int32))
   state = jax.jit(channels.init)(KEY, batch)
   e3b_state = state["e3b"].module                  # normalised: inside a transform
   np.testing.assert_allclose(e3b_state.cov_inv, np.broadcast_to(np.eye(4) / 0.5, (2, 4, 4)))

@@ -83,6 +83,12 @@ def flatten(batch: Transition) -> Flat:
   return Flat(mask(obs), rows(batch.action), mask(next_obs), valid)
 
 
+def observation_rows(obs: Array) -> Array:
+  """``[M, D]``: each of the ``M`` observations ``[M, *obs_shape]`` as one flat vector,
+  so the MLP encoders see every entry of a grid or image observation."""
+  return jnp.reshape(obs, (obs.shape[0], -1))
+
+
 def _finite_rows(x: Array) -> Array:
   return jnp.reshape(stats.finite_samples(x, (0,)), (-1,))
 
@@ -118,7 +124,7 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
 
   def init(key, example: Flat):
     k_enc, k_inv = jax.random.split(key)
-    enc = encoder.init(k_enc, example.obs[:1])
+    enc = encoder.init(k_enc, observation_rows(example.obs[:1]))
     out = (num_actions if jnp.issubdtype(example.action.dtype, jnp.integer)
            else action_features(example.action, None).shape[-1])
     if out is None:
@@ -129,7 +135,7 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
     return {"encoder": enc, "inverse": head.init(k_inv, phi, phi)}
 
   def apply(params, obs):
-    return encoder.apply(params["encoder"], obs)
+    return encoder.apply(params["encoder"], observation_rows(obs))
 
   def loss(params, data: Flat):
     discrete = jnp.issubdtype(data.action.dtype, jnp.integer)
@@ -147,7 +153,8 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
 def random_encoder(hidden: Sequence[int] = (64, 64), feature_dim: int = 32) -> Embedding:
   """A fixed, randomly initialised MLP encoder (never trained)."""
   encoder = MLP(tuple(hidden), int(feature_dim), activation="relu")
-  return Embedding(lambda key, ex: encoder.init(key, ex.obs[:1]), encoder.apply,
+  return Embedding(lambda key, ex: encoder.init(key, observation_rows(ex.obs[:1])),
+                   lambda params, obs: encoder.apply(params, observation_rows(obs)),
                    _no_loss, learned=False)
 
 
