@@ -20,16 +20,21 @@ Tasks (a *helpful* heuristic points at the goal, a *harmful* one away from it):
 
 The figure is each seed's mean training return over the last 5 % of updates
 (MountainCar and DeepSea also count the seeds whose best episode reached the
-goal), and for the learned arm the heuristic's final coefficient.
+goal), and for the learned arm the heuristic's final coefficient. With
+``--eval N`` every arm also runs N greedy episodes of its final policy
+(``eval_every`` = the number of updates): their mean extrinsic return per seed,
+and the seeds whose greedy policy reaches the goal.
 
     python benchmarks/robust_shaping.py                       # every task, 8 seeds
     python benchmarks/robust_shaping.py --tasks cartpole-tilt --seeds 2 --scale 0.1   # smoke
     python benchmarks/robust_shaping.py --dither              # ReDit on DeepSea-10
+    python benchmarks/robust_shaping.py --eval 32             # + the final greedy policy
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import jax
@@ -74,12 +79,15 @@ def rewards_of(arm, heuristic, env_id, env, params, gamma):
                              heuristic=rjx.rewards.channel(stateless(heuristic)))
 
 
-def run_task(name, arm, seeds, key, scale, meta=None):
+def run_task(name, arm, seeds, key, scale, meta=None, eval_episodes=0):
   env_id, env_kwargs, steps, config_kwargs, heuristic, goal = TASKS[name]
   env, params = rjx.envs.make(env_id, **env_kwargs)
   config = ppo.PPOConfig(total_timesteps=int(steps * scale), **config_kwargs,
                          learn_coefs=("heuristic",) if arm == "learned" else (),
                          **(meta or {}))
+  if eval_episodes:      # one evaluation, after the last update
+    config = dataclasses.replace(config, eval_every=config.num_updates,
+                                 eval_episodes=eval_episodes, eval_goal_return=goal)
   rewards = rewards_of(arm, heuristic, env_id, env, params, config.gamma)
   train = jax.jit(jax.vmap(ppo.make_train(config, env, params, rewards)))
   t0 = time.time()
@@ -93,6 +101,9 @@ def run_task(name, arm, seeds, key, scale, meta=None):
     row["goal"] = (np.asarray(m["episode_return_max"]) > goal).any(axis=1)
   if arm == "learned":
     row["coef"] = np.asarray(m["coef/heuristic"])[:, -1]
+  if eval_episodes:
+    row["eval"] = np.asarray(m["eval/return"])[:, -1]
+    row["eval_success"] = np.asarray(m["eval/success"])[:, -1]
   return row
 
 
@@ -129,6 +140,8 @@ def main():
   p.add_argument("--scale", type=float, default=1.0, help="multiplies every task's steps")
   p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                  help="PPOConfig meta_* fields for the learned arm, e.g. meta_prior_decay=0.01")
+  p.add_argument("--eval", type=int, default=0, metavar="N",
+                 help="also run N greedy episodes of each arm's final policy")
   p.add_argument("--dither", action="store_true",
                  help="only the ReDit table: DeepSea-10 with and without dithering")
   args = p.parse_args()
@@ -139,17 +152,25 @@ def main():
   meta = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
   print(f"device {jax.devices()[0]}; keys split(PRNGKey({args.key}), {args.seeds}); "
         f"learned arm: {meta or 'PPOConfig defaults'}")
+  evals = ("greedy return per seed | mean | greedy policy reaches the goal | " if args.eval
+           else "")
   print("| task | arm | steps | last-5 % mean return per seed | mean | goal reached | "
-        "final coef per seed | wall s |")
-  print("|---|---|---:|---|---:|---|---|---:|")
+        f"{evals}| final coef per seed | wall s |")
+  print("|---|---|---:|---|---:|---|" + ("---|---:|---|" if args.eval else "") + "---|---:|")
   for name in args.tasks:
     for arm in args.arms:
-      row = run_task(name, arm, args.seeds, key, args.scale, meta)
+      row = run_task(name, arm, args.seeds, key, args.scale, meta, args.eval)
       goal = f"{int(row['goal'].sum())}/{args.seeds}" if "goal" in row else "—"
       coef = ", ".join(f"{c:.2f}" for c in row["coef"]) if "coef" in row else "—"
+      greedy = ""
+      if args.eval:
+        solved = (f"{int((row['eval_success'] > 0.5).sum())}/{args.seeds}"
+                  if "goal" in row else "—")
+        greedy = (f"{', '.join(f'{x:.1f}' for x in row['eval'])} | {np.mean(row['eval']):.1f} | "
+                  f"{solved} | ")
       print(f"| {name} | {arm} | {row['steps']:,} | "
             f"{', '.join(f'{x:.1f}' for x in row['final'])} | {np.mean(row['final']):.1f} | "
-            f"{goal} | {coef} | {row['wall']:.0f} |", flush=True)
+            f"{goal} | {greedy}{coef} | {row['wall']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
