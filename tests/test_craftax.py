@@ -14,7 +14,7 @@ import pytest
 
 import rewardjax as rjx
 from rewardjax import episodes
-from rewardjax.agents.ppo import PPOConfig, make_train
+from rewardjax.agents import dqn, ppo, pqn
 from rewardjax.envs import craftax_adapter
 
 from _toy_envs import Chain
@@ -85,12 +85,13 @@ def test_time_limit_truncates_keeps_the_final_observation_and_resets(classic):
 def test_death_terminates_and_is_never_truncated(classic):
   _, params, reset, step = classic
   _, state = reset(jax.random.PRNGKey(1), params)
-  dying = state.replace(player_health=jnp.zeros_like(state.player_health))
+  # (Edits keep the state's dtypes and weak types, so the compiled step is reused.)
+  dying = state.replace(player_health=state.player_health * 0)
   _, nxt, _, terminated, truncated, info = step(jax.random.PRNGKey(2), dying, NOOP, params)
   assert bool(terminated) and not bool(truncated)
   assert float(info["discount"]) == 0.0 and int(nxt.timestep) == 0
   # Dying on the step that reaches the time limit: terminated only.
-  last = dying.replace(timestep=jnp.asarray(params.max_timesteps - 1, state.timestep.dtype))
+  last = dying.replace(timestep=dying.timestep * 0 + params.max_timesteps - 1)
   _, _, _, terminated, truncated, _ = step(jax.random.PRNGKey(2), last, NOOP, params)
   assert bool(terminated) and not bool(truncated)
   # Alive, far from the limit: neither.
@@ -181,11 +182,21 @@ class CountedChain(Chain):
     return obs, (inner, index + done.astype(jnp.int32)), r, term, trunc, info
 
 
-def test_ppo_averages_env_episode_metrics_over_the_episodes_that_ended():
+TINY_AGENTS = {
+    "ppo": (ppo, dict(update_epochs=1, num_minibatches=1)),
+    "dqn": (dqn, dict(learning_starts=0, minibatch_size=4, buffer_size=64, hidden_sizes=(8,),
+                      target_update_interval=4)),
+    "pqn": (pqn, dict(update_epochs=1, num_minibatches=1, hidden_sizes=(8,))),
+}
+
+
+@pytest.mark.parametrize("agent", sorted(TINY_AGENTS))
+def test_agents_average_env_episode_metrics_over_the_episodes_that_ended(agent):
+  module, kwargs = TINY_AGENTS[agent]
+  config_cls = {"ppo": ppo.PPOConfig, "dqn": dqn.DQNConfig, "pqn": pqn.PQNConfig}[agent]
   env = CountedChain(length=4, num_actions=1, max_steps=10)   # every episode: 3 steps
-  config = PPOConfig(num_envs=2, num_steps=2, total_timesteps=20, update_epochs=1,
-                     num_minibatches=1)
-  out = jax.jit(make_train(config, env, None))(jax.random.PRNGKey(0))
+  config = config_cls(num_envs=2, num_steps=2, total_timesteps=20, **kwargs)
+  out = jax.jit(module.make_train(config, env, None))(jax.random.PRNGKey(0))
   got = np.asarray(out.metrics["index"])
   # Episodes end at steps 3, 6, 9 (indices 0, 1, 2) in both environments.
   # Updates cover steps 1–2, 3–4, 5–6, 7–8, 9–10: none ended yet (NaN), index 0,
@@ -193,7 +204,8 @@ def test_ppo_averages_env_episode_metrics_over_the_episodes_that_ended():
   np.testing.assert_array_equal(np.isnan(got), [True, False, False, False, False])
   np.testing.assert_array_equal(got[1:], [0.0, 1.0, 1.0, 2.0])
   np.testing.assert_array_equal(out.metrics["num_episodes"], [0, 2, 2, 0, 2])
-  assert "index" not in make_train(config, Chain(), None)(jax.random.PRNGKey(0)).metrics
+  assert "index" not in jax.eval_shape(module.make_train(config, Chain(), None),
+                                      jax.random.PRNGKey(0)).metrics
 
 
 def test_episode_metrics_average_over_envs_and_hold_when_none_ended():
@@ -213,9 +225,9 @@ def test_episode_metrics_average_over_envs_and_hold_when_none_ended():
 def test_ppo_on_craftax_classic_reports_achievements_and_score():
   """Tiny PPO run: 4-step episodes, so every update ends one episode per env."""
   env, params = rjx.envs.make(CLASSIC, max_timesteps=4)
-  config = PPOConfig(num_envs=2, num_steps=4, total_timesteps=16, update_epochs=1,
-                     num_minibatches=1)
-  out = jax.jit(make_train(config, env, params))(jax.random.PRNGKey(0))
+  config = ppo.PPOConfig(num_envs=2, num_steps=4, total_timesteps=16, update_epochs=1,
+                         num_minibatches=1)
+  out = jax.jit(ppo.make_train(config, env, params))(jax.random.PRNGKey(0))
   m = {k: np.asarray(v) for k, v in out.metrics.items()}
   rates = np.stack([m[f"achievements/{n}"] for n in env.achievement_names])    # [22, updates]
   assert rates.shape == (22, 2) and np.all(np.isfinite(rates))
