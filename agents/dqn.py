@@ -356,7 +356,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     # One flat parameter vector (trainer.flat_unravel): a Polyak target update is
     # then one fused multiply-add.
     return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, st.reward_state,
-                       st.env_state, st.obs, episodes.init(num_envs, episode_metric_names), jnp.int32(0), st.key,
+                       st.env_state, st.obs, episodes.init(num_envs, episode_metric_names),
+                       jnp.int32(0), st.key,
                        None if evaluate is None else evaluation.init_metrics())
 
   unravel = trainer.flat_unravel(network, obs_shape)

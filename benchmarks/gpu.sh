@@ -2,8 +2,9 @@
 # GPU throughput: PPO (and PQN, if rewardjax.agents.pqn exists) with and without
 # RND, env steps/s at num_envs 256 ... 16384 on CartPole-v1 (under 8 minutes on one
 # H100-class GPU); then, if the craftax extra is installed, Craftax-1M
-# (benchmarks/craftax.py: Craftax-Symbolic-v1, 1M steps, 2 seeds, PPO / +RND / +E3B /
-# +ICM / GRU; sized for about 5 minutes of an H200, mostly compilation).
+# (benchmarks/craftax_1m.py: Craftax-Symbolic-v1, 1M steps, 2 seeds, PPO / +RND / +E3B /
+# +ICM / GRU; estimated at about 5 minutes of an H200, mostly compilation: not yet
+# measured on one).
 #
 #   benchmarks/gpu.sh            # on a GPU machine: installs CUDA jax, then benchmarks
 #   benchmarks/gpu.sh --tiny     # smoke check anywhere (CPU): no install, tiny sizes
@@ -63,7 +64,7 @@ PY
 # Craftax-1M: score (% of max) and top achievements per arm, if craftax is installed.
 if "$PYTHON" -c 'import craftax' 2>/dev/null; then
   echo
-  "$PYTHON" benchmarks/craftax.py "${CRAFTAX[@]}"
+  "$PYTHON" benchmarks/craftax_1m.py "${CRAFTAX[@]}"
 else
   echo -e '\nCraftax: skipped (pip install "rewardjax[craftax]")'
 fi

@@ -53,6 +53,9 @@ class Episodes(NamedTuple):
 
 def init(num_envs: int, metric_names: tuple[str, ...] = ()) -> EpisodeState:
   """Zero statistics for ``num_envs`` environments reporting ``metric_names``."""
+  clash = sorted(set(metric_names) & set(METRIC_KEYS))
+  if clash:
+    raise ValueError(f"environment episode metrics {clash} would replace rewardjax's own")
   zf, zi = jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)
   return EpisodeState(zf, zi, zf, zi, zi, {n: zf for n in metric_names})
 

@@ -219,6 +219,8 @@ def test_episode_metrics_average_over_envs_and_hold_when_none_ended():
   assert float(out["m"]) == (4.0 + 1.0) / 2                  # envs 0 and 2's last episodes
   with pytest.raises(ValueError, match="differ from those the episode state was initialised"):
     episodes.track(state, jnp.zeros((2, 3)), done, {"other": m})
+  with pytest.raises(ValueError, match=r"\['episode_return'\] would replace"):
+    episodes.init(3, ("episode_return",))
 
 
 @pytest.mark.slow

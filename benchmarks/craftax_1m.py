@@ -19,8 +19,11 @@ library's defaults (non-episodic channels at coefficient 1, γ 0.99).
 ``ppo-gru`` needs ``PPOConfig.network`` (recurrent PPO); without that field the
 arm is skipped with a message.
 
-    python benchmarks/craftax.py                      # Craftax-Symbolic-v1, 1M steps (GPU)
-    python benchmarks/craftax.py --tiny               # CPU smoke run: Classic, a few updates
+    python benchmarks/craftax_1m.py                      # Craftax-Symbolic-v1, 1M steps (GPU)
+    python benchmarks/craftax_1m.py --tiny               # CPU smoke run: Classic, a few updates
+
+(Not ``craftax.py``: run as a script, a file of that name would shadow the
+``craftax`` package it imports.)
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ def summarise(metrics: dict, names: tuple[str, ...], final_frac: float, top: int
           "nonfinite": bool(np.asarray(metrics["nonfinite"]).any())}
 
 
+def timed(fn, *args):
+  """``(fn(*args), seconds)``, waiting for the result's arrays."""
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - t0
+
+
 def run_arm(arm: str, env_id: str, env_kwargs: dict, base: dict, steps: int, seeds: int,
             final_frac: float, top: int, seed: int = 0) -> dict | None:
   env, params = rjx.envs.make(env_id, **env_kwargs)
@@ -89,18 +99,40 @@ def run_arm(arm: str, env_id: str, env_kwargs: dict, base: dict, steps: int, see
                               gamma=cfg.gamma)
   train = jax.jit(jax.vmap(ppo.make_train(cfg, env, params, rewards)))
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
-  t0 = time.perf_counter()
-  compiled = train.lower(keys).compile()
-  compile_s = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  out = jax.block_until_ready(compiled(keys))
-  run_s = time.perf_counter() - t0
+  compiled, compile_s = timed(lambda k: train.lower(k).compile(), keys)
+  out, run_s = timed(compiled, keys)
   metrics = jax.device_get(out.metrics)
   env_steps = int(np.asarray(metrics["env_steps"])[0, -1])
   return {"arm": arm, "env": env_id, "rewards": ARMS[arm][0], "steps": env_steps,
           "seeds": seeds, "config": str(cfg), "compile_s": compile_s, "run_s": run_s,
           "env_steps_per_s": seeds * env_steps / run_s,
           **summarise(metrics, env.achievement_names, final_frac, top)}
+
+
+def random_throughput(env_id: str, num_envs: int, num_steps: int) -> dict:
+  """Random-policy env steps/s (compile excluded) of ``env_id`` through the adapter and
+  of Craftax's own auto-reset environment, ``num_envs`` × ``num_steps`` in one scan each."""
+  from craftax.craftax_env import make_craftax_env_from_name  # pylint: disable=g-import-not-at-top
+  env, params = rjx.envs.make(env_id)
+  native = make_craftax_env_from_name(env_id.split("/", 1)[1], auto_reset=True)
+  out = {}
+  for name, e in (("rewardjax adapter", env), ("craftax auto-reset", native)):
+    def rollout(key, e=e):
+      _, state = jax.vmap(e.reset, in_axes=(0, None))(jax.random.split(key, num_envs), params)
+
+      def step(state, k):
+        k_act, k_env = jax.random.split(k)
+        action = jax.random.randint(k_act, (num_envs,), 0, env.num_actions)
+        res = jax.vmap(e.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, num_envs), state, action, params)
+        return res[1], res[2].sum()
+
+      return jax.lax.scan(step, state, jax.random.split(key, num_steps))[1].sum()
+
+    compiled, compile_s = timed(lambda k: jax.jit(rollout).lower(k).compile(), jax.random.PRNGKey(0))
+    _, run_s = timed(compiled, jax.random.PRNGKey(1))
+    out[name] = (num_envs * num_steps / run_s, compile_s)
+  return out
 
 
 def table_row(res: dict) -> str:
@@ -126,8 +158,18 @@ def main(argv=None):
   p.add_argument("--tiny", action="store_true",
                  help="CPU smoke run: Craftax-Classic, 4 envs × 8 steps, 2 updates, 1 seed, "
                       "16-step episodes, a small network")
+  p.add_argument("--throughput", type=int, nargs=2, metavar=("NUM_ENVS", "NUM_STEPS"),
+                 help="print random-policy env steps/s of the adapter beside Craftax's own "
+                      "auto-reset environment, and exit")
   p.add_argument("--out", default="runs/craftax")
   args = p.parse_args(argv)
+  if args.throughput:
+    env_id = args.env or "craftax/Craftax-Symbolic-v1"
+    print(f"{env_id}, random actions, {args.throughput[0]} envs × {args.throughput[1]} steps, "
+          f"device {jax.devices()[0]}\n\n| env | env steps/s | compile s |\n|---|---:|---:|")
+    for name, (sps, compile_s) in random_throughput(env_id, *args.throughput).items():
+      print(f"| {name} | {sps:,.0f} | {compile_s:.0f} |", flush=True)
+    return
   if args.tiny:
     env_id = args.env or "craftax/Craftax-Classic-Symbolic-v1"
     base, steps, seeds = TINY_CONFIG, 64, 1
