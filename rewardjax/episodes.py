@@ -48,7 +48,7 @@ class Episodes(NamedTuple):
   done: jax.Array
   episode_return: jax.Array
   episode_length: jax.Array
-  metrics: dict = {}             # the environment's episode metrics, name -> [T, N]
+  env_metrics: dict = {}         # the environment's episode metrics, name -> [T, N]
 
 
 def init(num_envs: int, metric_names: tuple[str, ...] = ()) -> EpisodeState:
@@ -125,7 +125,7 @@ def metrics(state: EpisodeState, episodes: Episodes) -> dict:
   NaN until some environment has finished one (never a made-up 0).
   ``episode_return_max`` is the best of them ("did any episode reach the
   goal?"), ``num_episodes`` how many ended in this rollout. Each environment
-  episode metric (``episodes.metrics``) is averaged as ``episode_return`` is,
+  episode metric (``episodes.env_metrics``) is averaged as ``episode_return`` is,
   under its own name. ``state`` is the
   state after the rollout. Under sharded training every sum and max runs over
   all devices' environments.
@@ -148,7 +148,7 @@ def metrics(state: EpisodeState, episodes: Episodes) -> dict:
   out = {"episode_return": summarise(episodes.episode_return, state.last_return),
          "episode_length": summarise(episodes.episode_length, state.last_length),
          "episode_return_max": best, "num_episodes": n}
-  for name, x in episodes.metrics.items():
+  for name, x in episodes.env_metrics.items():
     out[name] = summarise(x, state.last_metrics[name])
   return out
 
