@@ -88,8 +88,8 @@ def episode_metrics(achievements: jax.Array, names: tuple[str, ...],
   * ``craftax/score``: ``100 · Σ_i w_i·a_i / Σ_i w_i``, the episode's
     achievement reward as a percentage of the largest possible (``w`` from
     ``achievement_weights``). Averaged over episodes this is the Craftax
-    paper's "% of max" reward (Matthews et al. 2024, Table 2: PPO reaches
-    2.2 % on Craftax-Symbolic at 1M steps). The paper divides the episode
+    paper's "% of max" reward (Matthews et al. 2024; at 1M steps on
+    Craftax-Symbolic its PPO reaches 2.2 %). The paper divides the episode
     return, which also holds Craftax's health reward ``0.1 · Δhealth`` (within
     ±0.9 per episode, under 0.4 % of Craftax's maximum of 226); the score
     leaves it out, so it depends on the achievements only.
