@@ -253,6 +253,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
   coef_schedules = trainer.coef_schedules(channels)
   evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
+  episode_metric_names = trainer.episode_metric_names(env, env_params)
 
   # Time is the buffer's second axis: one column of transitions per environment
   # (per device: its own environments' columns, the same length of time).
@@ -280,10 +281,10 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
                   double_dqn=config.double_dqn, loss=config.loss)
 
   def rollout(runner: RunnerState, params, epsilon, coefs):
-    (env_state, obs, key), traj, _ = epsilon_greedy_rollout(
+    (env_state, obs, key), traj, _, episode_info = epsilon_greedy_rollout(
         env, env_params, q_values, num_actions, config.num_steps, runner.env_state,
         runner.obs, runner.key, params, epsilon, coefs)
-    return runner._replace(env_state=env_state, obs=obs, key=key), traj
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj, episode_info
 
   def make_update(unravel):
     def learn(theta, opt_state, target_theta, buffer_state, key, hp, coefs, gammas):
@@ -307,7 +308,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       coefs = trainer.channel_coefs(hp, channels)
       gammas = trainer.channel_gammas(hp, unresolved_gammas)
       epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
-      runner, tr = rollout(runner, unravel(runner.theta), epsilon, coefs)
+      runner, tr, episode_info = rollout(runner, unravel(runner.theta), epsilon, coefs)
       key, k_reward, k_learn = jax.random.split(runner.key, 3)
 
       # Rewards of every channel from the modules' current state, then their update.
@@ -335,7 +336,7 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
       metrics = dict(losses)
       metrics["epsilon"] = epsilon
       episode_state, metrics = trainer.rollout_metrics(
-          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
+          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta, episode_info)
       runner = runner._replace(theta=theta, target_theta=target_theta, opt_state=opt_state,
                                buffer_state=buffer_state, reward_state=reward_state,
                                episodes=episode_state, env_steps=env_steps, key=key)
@@ -355,7 +356,8 @@ def make_train(config: DQNConfig, env, env_params, rewards=None,
     # One flat parameter vector (trainer.flat_unravel): a Polyak target update is
     # then one fused multiply-add.
     return RunnerState(theta, theta, make_tx(hp).init(theta), buffer_state, st.reward_state,
-                       st.env_state, st.obs, episodes.init(num_envs), jnp.int32(0), st.key,
+                       st.env_state, st.obs, episodes.init(num_envs, episode_metric_names),
+                       jnp.int32(0), st.key,
                        None if evaluate is None else evaluation.init_metrics())
 
   unravel = trainer.flat_unravel(network, obs_shape)

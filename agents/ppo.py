@@ -134,6 +134,7 @@ class Rollout(NamedTuple):
   transition: Transition
   log_prob: jax.Array          # [T, N]   log π_old(a_t | s_t)
   value: jax.Array             # [T, N, C] V(s_t) per channel
+  episode_info: Any = None     # the env's info["episode_metrics"], name -> [T, N] (None: none)
 
 
 class MinibatchData(NamedTuple):
@@ -293,6 +294,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
     defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
   evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
+  episode_metric_names = trainer.episode_metric_names(env, env_params)
 
   def make_tx(hp):
     lr = hp["lr"]
@@ -321,7 +323,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       # next_obs is the TRUE next observation, not the auto-reset one.
       tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
                       term, trunc)
-      return (env_state, obs2, key), Rollout(tr, log_prob, value)
+      return (env_state, obs2, key), Rollout(tr, log_prob, value, info.get("episode_metrics"))
 
     (env_state, obs, key), traj = jax.lax.scan(
         step, (runner.env_state, runner.obs, runner.key), None, config.num_steps)
@@ -397,7 +399,8 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
     # ------------------------------------------------------------- metrics
     episode_state, metrics = trainer.rollout_metrics(
-        metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
+        metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta,
+        traj.episode_info)
     obs_moments = runner.obs_moments
     if config.normalize_observations:
       obs_moments = stats.moments_update(obs_moments, tr.obs, axes=(0, 1))
@@ -416,7 +419,7 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     meta = (None if coef_learner is None
             else coef_learner.init(trainer.channel_coefs(hp, channels)))
     return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs), st.key, meta,
+                       st.obs, episodes.init(num_envs, episode_metric_names), st.key, meta,
                        None if evaluate is None else evaluation.init_metrics())
 
   def policy_act(runner: RunnerState):

@@ -187,6 +187,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
   defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
   coef_schedules = trainer.coef_schedules(channels)
   evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
+  episode_metric_names = trainer.episode_metric_names(env, env_params)
 
   def make_tx(hp):
     lr = hp["lr"]
@@ -198,10 +199,10 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     return pqn_loss(network.apply, unravel(theta), obs, action, target_mapped, config.loss)
 
   def rollout(runner: RunnerState, params, epsilon, coefs):
-    (env_state, obs, key), traj, v_obs = epsilon_greedy_rollout(
+    (env_state, obs, key), traj, v_obs, episode_info = epsilon_greedy_rollout(
         env, env_params, q_values, num_actions, config.num_steps, runner.env_state,
         runner.obs, runner.key, params, epsilon, coefs)
-    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs
+    return runner._replace(env_state=env_state, obs=obs, key=key), traj, v_obs, episode_info
 
   def make_update(unravel):
     def update(runner: RunnerState, hp):
@@ -215,7 +216,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
 
       params = unravel(runner.theta)
       epsilon = linear_epsilon(config, runner.env_steps, hp["eps_start"], hp["eps_end"])
-      runner, tr, v_obs = rollout(runner, params, epsilon, coefs)
+      runner, tr, v_obs, episode_info = rollout(runner, params, epsilon, coefs)
       key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
       r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
@@ -240,7 +241,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
       metrics = {k: v.mean() for k, v in losses.items()}
       metrics["epsilon"] = epsilon
       episode_state, metrics = trainer.rollout_metrics(
-          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta)
+          metrics, runner.episodes, tr, r, channels.names, reward_metrics, theta, episode_info)
       runner = runner._replace(theta=theta, opt_state=opt_state, reward_state=reward_state,
                                episodes=episode_state,
                                env_steps=runner.env_steps + config.batch_size, key=key)
@@ -253,7 +254,7 @@ def make_train(config: PQNConfig, env, env_params, rewards=None,
     st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
     theta, _ = ravel_pytree(st.params)      # one flat vector (trainer.flat_unravel)
     return RunnerState(theta, make_tx(hp).init(theta), st.reward_state, st.env_state, st.obs,
-                       episodes.init(num_envs), jnp.int32(0), st.key,
+                       episodes.init(num_envs, episode_metric_names), jnp.int32(0), st.key,
                        None if evaluate is None else evaluation.init_metrics())
 
   unravel = trainer.flat_unravel(network, obs_shape)

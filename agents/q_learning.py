@@ -96,10 +96,12 @@ def epsilon_greedy_rollout(env, env_params, q_values, num_actions: int, num_step
   """``num_steps`` ε-greedy steps of a batch of environments (a ``lax.scan``).
 
   Actions are greedy on the coefficient-weighted regular-space Q
-  (``q_targets.greedy_action``). Returns ``((env_state, obs, key), traj, q_greedy)``:
-  the carry after the last step, time-major ``Transition``s ``[T, N]`` (with the
-  true next observation at episode ends) and ``Q(s_t, greedy_t)`` per channel
-  ``[T, N, C]`` (PQN bootstraps from it; DQN ignores it and XLA drops it).
+  (``q_targets.greedy_action``). Returns ``((env_state, obs, key), traj, q_greedy,
+  episode_info)``: the carry after the last step, time-major ``Transition``s
+  ``[T, N]`` (with the true next observation at episode ends), ``Q(s_t, greedy_t)``
+  per channel ``[T, N, C]`` (PQN bootstraps from it; DQN ignores it and XLA drops
+  it) and the environment's ``info["episode_metrics"]`` stacked ``[T, N]`` (None
+  when it has none; ``rewardjax.episodes``).
   """
   def step(carry, _):
     env_state, obs, key = carry
@@ -111,7 +113,9 @@ def epsilon_greedy_rollout(env, env_params, q_values, num_actions: int, num_step
         env, env_params, k_env, env_state, action)
     tr = Transition(obs, action, reward.astype(jnp.float32), info["final_observation"],
                     term, trunc)
-    return (env_state, obs2, key), (tr, q_targets.select(q, greedy))
+    return (env_state, obs2, key), (tr, q_targets.select(q, greedy),
+                                    info.get("episode_metrics"))
 
-  carry, (traj, q_greedy) = jax.lax.scan(step, (env_state, obs, key), None, num_steps)
-  return carry, traj, q_greedy
+  carry, (traj, q_greedy, episode_info) = jax.lax.scan(step, (env_state, obs, key), None,
+                                                       num_steps)
+  return carry, traj, q_greedy, episode_info

@@ -227,22 +227,39 @@ def standardize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
 
 
 def rollout_metrics(metrics: dict, episode_state, tr: Transition, r: jax.Array,
-                    channel_names, reward_metrics: dict, theta: jax.Array):
+                    channel_names, reward_metrics: dict, theta: jax.Array,
+                    episode_info: dict | None = None):
   """Completes an update's ``metrics`` (losses etc.) with what every agent reports.
 
   Adds the episode statistics of the rollout ``tr`` (``rewardjax.episodes``),
-  ``reward/<channel>`` means of ``r`` ``[T, N, C]``, the reward modules'
+  with the environment's episode metrics ``episode_info`` (name -> ``[T, N]``,
+  the stacked ``info["episode_metrics"]``; ``None`` when the environment has
+  none), ``reward/<channel>`` means of ``r`` ``[T, N, C]``, the reward modules'
   ``rewards/<metric>``, and ``nonfinite`` (parameters ``theta`` or rewards);
   reduces over devices when sharded. Returns ``(episode_state, metrics)``.
   """
   episode_state, episode_metrics = episodes.track(
-      episode_state, tr.reward, jnp.logical_or(tr.terminated, tr.truncated))
+      episode_state, tr.reward, jnp.logical_or(tr.terminated, tr.truncated), episode_info)
   metrics = dict(metrics, **episode_metrics)
   for c, name in enumerate(channel_names):
     metrics[f"reward/{name}"] = r[..., c].mean()
   metrics.update({f"rewards/{k}": v for k, v in reward_metrics.items()})
   metrics["nonfinite"] = ~(jnp.all(jnp.isfinite(theta)) & jnp.all(jnp.isfinite(r)))
-  return episode_state, reduce_metrics(metrics, skip=episodes.METRIC_KEYS)
+  return episode_state, reduce_metrics(metrics, skip=tuple(episode_metrics))
+
+
+def episode_metric_names(env, env_params) -> tuple[str, ...]:
+  """The names of the environment's ``info["episode_metrics"]`` (``()`` if it has none).
+
+  Read from the shapes of one traced ``reset`` and ``step`` (nothing runs).
+  """
+  def one_step(key):
+    _, state = env.reset(key, env_params)
+    action = env.action_space(env_params).sample(key)
+    return env.step(key, state, action, env_params)[5]
+
+  info = jax.eval_shape(one_step, jax.random.PRNGKey(0))
+  return tuple(sorted(info.get("episode_metrics", {}))) if isinstance(info, dict) else ()
 
 
 def reduce_metrics(metrics: dict, skip=()) -> dict:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # GPU throughput: PPO (and PQN, if rewardjax.agents.pqn exists) with and without
-# RND, env steps/s at num_envs 256 ... 16384 on CartPole-v1. One prepared run,
-# under 8 minutes on one H100-class GPU.
+# RND, env steps/s at num_envs 256 ... 16384 on CartPole-v1 (under 8 minutes on one
+# H100-class GPU); then, if the craftax extra is installed, Craftax-1M
+# (benchmarks/craftax_1m.py: Craftax-Symbolic-v1, 1M steps, 2 seeds, PPO / +RND / +E3B /
+# +ICM / GRU; estimated at about 5 minutes of an H200, mostly compilation: not yet
+# measured on one).
 #
 #   benchmarks/gpu.sh            # on a GPU machine: installs CUDA jax, then benchmarks
 #   benchmarks/gpu.sh --tiny     # smoke check anywhere (CPU): no install, tiny sizes
@@ -13,12 +16,13 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 
 if [[ "${1:-}" == "--tiny" ]]; then
-  NUM_ENVS=(4 8); TOTAL=4096; NUM_STEPS=16; REPEATS=1
+  NUM_ENVS=(4 8); TOTAL=4096; NUM_STEPS=16; REPEATS=1; CRAFTAX=(--tiny)
 else
   JAX_VERSION="$("$PYTHON" -c 'import jax; print(jax.__version__)')"
   # The CUDA build of the SAME jax version, so nothing else moves.
   "$PYTHON" -m pip install -q -U "jax[cuda12]==${JAX_VERSION}"
   NUM_ENVS=(256 1024 4096 16384); TOTAL=16777216; NUM_STEPS=128; REPEATS=2
+  CRAFTAX=(--steps 1000000 --seeds 2)
 fi
 "$PYTHON" -c 'import jax; print("device:", jax.devices()[0].device_kind, "| jax", jax.__version__, "| backend", jax.default_backend())'
 
@@ -56,3 +60,11 @@ for n in sizes:
     except Exception as e:  # pylint: disable=broad-except
       print(f"| {name} | {n} | failed: {type(e).__name__}: {str(e)[:120]} | |", flush=True)
 PY
+
+# Craftax-1M: score (% of max) and top achievements per arm, if craftax is installed.
+if "$PYTHON" -c 'import craftax' 2>/dev/null; then
+  echo
+  "$PYTHON" benchmarks/craftax_1m.py "${CRAFTAX[@]}"
+else
+  echo -e '\nCraftax: skipped (pip install "rewardjax[craftax]")'
+fi

@@ -11,6 +11,14 @@ a handful of vectorised ops per update instead of per step.
 Segments: an episode that ends at step t (``done_t``) includes ``r_t``; the
 next one starts at t + 1. The first segment of a rollout continues the
 episode carried in ``EpisodeState.running_*``.
+
+Environment episode metrics: an environment may put ``info["episode_metrics"]``,
+a dict name → value, in what ``step`` returns, valid on the steps that end an
+episode (Craftax's achievements, ``rewardjax.envs.craftax_adapter``). Agents
+stack them over the rollout (``[T, N]`` each) and pass them to ``track``; each
+is then reported like ``episode_return``: its mean over the episodes that ended
+in the rollout, else over each environment's last finished episode, NaN before
+any. Without them (``metric_names=()``) the state and the program are unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ class EpisodeState(NamedTuple):
   last_return: jax.Array         # of the last episode that ended (0 before any did)
   last_length: jax.Array
   count: jax.Array               # episodes ended so far
+  # The environment's episode metrics of its last finished episode: name -> [N]
+  # (empty unless the environment reports ``info["episode_metrics"]``).
+  last_metrics: dict = {}
 
 
 class Episodes(NamedTuple):
@@ -37,11 +48,16 @@ class Episodes(NamedTuple):
   done: jax.Array
   episode_return: jax.Array
   episode_length: jax.Array
+  env_metrics: dict = {}         # the environment's episode metrics, name -> [T, N]
 
 
-def init(num_envs: int) -> EpisodeState:
+def init(num_envs: int, metric_names: tuple[str, ...] = ()) -> EpisodeState:
+  """Zero statistics for ``num_envs`` environments reporting ``metric_names``."""
+  clash = sorted(set(metric_names) & set(METRIC_KEYS))
+  if clash:
+    raise ValueError(f"environment episode metrics {clash} would replace rewardjax's own")
   zf, zi = jnp.zeros((num_envs,), jnp.float32), jnp.zeros((num_envs,), jnp.int32)
-  return EpisodeState(zf, zi, zf, zi, zi)
+  return EpisodeState(zf, zi, zf, zi, zi, {n: zf for n in metric_names})
 
 
 def _segment_sums(x, start: jax.Array):
@@ -59,15 +75,24 @@ def _segment_sums(x, start: jax.Array):
   return jax.lax.associative_scan(combine, (x, start), axis=0)
 
 
-def update(state: EpisodeState, reward_t: jax.Array,
-           done_t: jax.Array) -> tuple[EpisodeState, Episodes]:
+def update(state: EpisodeState, reward_t: jax.Array, done_t: jax.Array,
+           metrics_t: dict | None = None) -> tuple[EpisodeState, Episodes]:
   """Folds a ``[T, N]`` rollout's rewards and episode ends into ``state``.
 
   Equal to stepping ``EpisodeStatistics`` through the rollout (tested against it).
+  ``metrics_t``: the environment's episode metrics (name -> ``[T, N]``, read
+  where ``done_t``), the names ``state`` was initialised with.
   """
   if reward_t.shape != done_t.shape or reward_t.ndim != 2:
     raise ValueError(f"reward_t and done_t must both be [T, N]; got {reward_t.shape} "
                      f"and {done_t.shape}")
+  metrics_t = dict(metrics_t or {})
+  if set(metrics_t) != set(state.last_metrics):
+    raise ValueError(f"episode metrics {sorted(metrics_t)} differ from those the episode "
+                     f"state was initialised with, {sorted(state.last_metrics)}")
+  for name, x in metrics_t.items():
+    if x.shape != done_t.shape:
+      raise ValueError(f"episode metric {name!r} must be [T, N] = {done_t.shape}, got {x.shape}")
   done_t = done_t.astype(bool)
   # Step t starts a new episode iff the previous step ended one.
   start = jnp.concatenate([jnp.zeros_like(done_t[:1]), done_t[:-1]], axis=0)
@@ -86,8 +111,10 @@ def update(state: EpisodeState, reward_t: jax.Array,
       running_length=jnp.where(done_t[-1], 0, length[-1]),
       last_return=jnp.where(any_done, at_last(ret), state.last_return),
       last_length=jnp.where(any_done, at_last(length), state.last_length),
-      count=state.count + jnp.sum(done_t, axis=0, dtype=jnp.int32))
-  return new_state, Episodes(done_t, ret, length)
+      count=state.count + jnp.sum(done_t, axis=0, dtype=jnp.int32),
+      last_metrics={k: jnp.where(any_done, at_last(x.astype(jnp.float32)), state.last_metrics[k])
+                    for k, x in metrics_t.items()})
+  return new_state, Episodes(done_t, ret, length, metrics_t)
 
 
 def metrics(state: EpisodeState, episodes: Episodes) -> dict:
@@ -97,7 +124,9 @@ def metrics(state: EpisodeState, episodes: Episodes) -> dict:
   rollout; if none did, the mean of each environment's last finished episode;
   NaN until some environment has finished one (never a made-up 0).
   ``episode_return_max`` is the best of them ("did any episode reach the
-  goal?"), ``num_episodes`` how many ended in this rollout. ``state`` is the
+  goal?"), ``num_episodes`` how many ended in this rollout. Each environment
+  episode metric (``episodes.env_metrics``) is averaged as ``episode_return`` is,
+  under its own name. ``state`` is the
   state after the rollout. Under sharded training every sum and max runs over
   all devices' environments.
   """
@@ -116,16 +145,19 @@ def metrics(state: EpisodeState, episodes: Episodes) -> dict:
       n > 0, sharding.pmax(jnp.max(jnp.where(done, episodes.episode_return, -jnp.inf))),
       jnp.where(n_seen > 0, sharding.pmax(jnp.max(jnp.where(seen, state.last_return, -jnp.inf))),
                 jnp.nan))
-  return {"episode_return": summarise(episodes.episode_return, state.last_return),
-          "episode_length": summarise(episodes.episode_length, state.last_length),
-          "episode_return_max": best, "num_episodes": n}
+  out = {"episode_return": summarise(episodes.episode_return, state.last_return),
+         "episode_length": summarise(episodes.episode_length, state.last_length),
+         "episode_return_max": best, "num_episodes": n}
+  for name, x in episodes.env_metrics.items():
+    out[name] = summarise(x, state.last_metrics[name])
+  return out
 
 
 METRIC_KEYS = ("episode_return", "episode_length", "episode_return_max", "num_episodes")
 
 
-def track(state: EpisodeState, reward_t: jax.Array,
-          done_t: jax.Array) -> tuple[EpisodeState, dict]:
+def track(state: EpisodeState, reward_t: jax.Array, done_t: jax.Array,
+          metrics_t: dict | None = None) -> tuple[EpisodeState, dict]:
   """``update`` then ``metrics``: what an agent calls once per rollout."""
-  state, episodes = update(state, reward_t, done_t)
+  state, episodes = update(state, reward_t, done_t, metrics_t)
   return state, metrics(state, episodes)

@@ -14,6 +14,7 @@ import types
 # Top-level module -> the extra that installs it.
 EXTRAS = {
     "brax": "brax",                  # brax/<name> environments (brings MuJoCo and MJX)
+    "craftax": "craftax",            # craftax/<id> environments
     "tensorboardX": "tensorboard",   # rewardjax train --tensorboard
 }
 
