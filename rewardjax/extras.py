@@ -15,6 +15,7 @@ import types
 EXTRAS = {
     "brax": "brax",                  # brax/<name> environments (brings MuJoCo and MJX)
     "tensorboardX": "tensorboard",   # rewardjax train --tensorboard
+    "xminigrid": "minigrid",         # xminigrid/<id> environments
 }
 
 
