@@ -83,6 +83,11 @@ def flatten(batch: Transition) -> Flat:
   return Flat(mask(obs), rows(batch.action), mask(next_obs), valid)
 
 
+def _vectors(obs: Array) -> Array:
+  """``[M, D]``: each observation of ``obs [M, ...]`` as one vector (grids, images)."""
+  return jnp.reshape(obs, (obs.shape[0], -1))
+
+
 def _finite_rows(x: Array) -> Array:
   return jnp.reshape(stats.finite_samples(x, (0,)), (-1,))
 
@@ -118,7 +123,7 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
 
   def init(key, example: Flat):
     k_enc, k_inv = jax.random.split(key)
-    enc = encoder.init(k_enc, example.obs[:1])
+    enc = encoder.init(k_enc, _vectors(example.obs[:1]))
     out = (num_actions if jnp.issubdtype(example.action.dtype, jnp.integer)
            else action_features(example.action, None).shape[-1])
     if out is None:
@@ -129,7 +134,7 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
     return {"encoder": enc, "inverse": head.init(k_inv, phi, phi)}
 
   def apply(params, obs):
-    return encoder.apply(params["encoder"], obs)
+    return encoder.apply(params["encoder"], _vectors(obs))
 
   def loss(params, data: Flat):
     discrete = jnp.issubdtype(data.action.dtype, jnp.integer)
@@ -147,8 +152,9 @@ def inverse_dynamics(num_actions: int | None = None, hidden: Sequence[int] = (64
 def random_encoder(hidden: Sequence[int] = (64, 64), feature_dim: int = 32) -> Embedding:
   """A fixed, randomly initialised MLP encoder (never trained)."""
   encoder = MLP(tuple(hidden), int(feature_dim), activation="relu")
-  return Embedding(lambda key, ex: encoder.init(key, ex.obs[:1]), encoder.apply,
-                   _no_loss, learned=False)
+  return Embedding(lambda key, ex: encoder.init(key, _vectors(ex.obs[:1])),
+                   lambda params, obs: encoder.apply(params, _vectors(obs)), _no_loss,
+                   learned=False)
 
 
 def fixed(fn: Callable[[Array], Array]) -> Embedding:
