@@ -23,7 +23,7 @@ The adapter wraps ONE xminigrid environment, so agents vmap it like any gymnax o
 
 XLand-MiniGrid-* ids are meta-RL worlds whose task is a ruleset; xminigrid's own
 default is an empty ruleset (no goal, the episode only truncates). Here they get
-``DEFAULT_RULESET`` instead: one yellow ball is placed in the world and the goal
+``default_ruleset()`` instead: one yellow ball is placed in the world and the goal
 is to pick it up (``AgentHoldGoal``), with no rules. Pass ``ruleset=`` (an
 ``xminigrid.types.RuleSet``, e.g. from ``xminigrid.load_benchmark``) for another;
 ``params.ruleset`` is a pytree, so rulesets can be vmapped.
