@@ -36,7 +36,7 @@ import jax
 import numpy as np
 
 import rewardjax as rjx
-from rewardjax import spec
+from rewardjax import encoders, spec
 from rewardjax.agents import ppo
 
 from exploration import first_steps, fmt_first
@@ -94,16 +94,14 @@ def run_arm(task: str, arm: str, steps: int, seeds: int, config_kwargs: dict, se
 def table_row(res) -> str:
   """One markdown row of the table ``main`` prints."""
   n = res["seeds"]
-  reached = sum(f is not None for f in res["first_goal_steps"])
-  if "solved" in res:
-    evals = (f"{sum(res['solved'])}/{n} | {np.mean(res['final_eval_success']):.2f} "
-             f"| {fmt_first(res['first_solved_steps'])}")
-  else:
-    evals = "— | — | —"
-  return (f"| {res['task']} | {res['arm']} | {res['steps']:,} | {reached}/{n} "
-          f"| {sum(res['goal_in_final_updates'])}/{n} | {evals} "
-          f"| {np.mean(res['final_mean_return']):.3f} | {res['steps_per_s']:,.0f} "
-          f"| {res['wall_s']:.0f} |" + (" NON-FINITE" if res["nonfinite"] else ""))
+  cells = [res["task"], res["arm"], f"{res['steps']:,}",
+           f"{sum(f is not None for f in res['first_goal_steps'])}/{n}",
+           f"{sum(res['goal_in_final_updates'])}/{n}"]
+  cells += ([f"{sum(res['solved'])}/{n}", f"{np.mean(res['final_eval_success']):.2f}",
+             fmt_first(res["first_solved_steps"])] if "solved" in res else ["—"] * 3)
+  cells += [f"{np.mean(res['final_mean_return']):.3f}", f"{res['steps_per_s']:,.0f}",
+            f"{res['wall_s']:.0f}"]
+  return "| " + " | ".join(cells) + " |" + (" NON-FINITE" if res["nonfinite"] else "")
 
 
 def main(argv=None):
@@ -119,7 +117,7 @@ def main(argv=None):
   p.add_argument("--num-steps", type=int, default=64)
   p.add_argument("--lr", type=float, default=5e-4)
   p.add_argument("--ent-coef", type=float, default=0.01)
-  p.add_argument("--encoder", default="auto", choices=["auto", "flat", "tiles", "cnn"],
+  p.add_argument("--encoder", default="auto", choices=encoders.ENCODERS,
                  help="PPOConfig.encoder (auto: the tile embedding)")
   p.add_argument("--eval-every", type=int, default=20, help="updates between evaluations (0: none)")
   p.add_argument("--eval-episodes", type=int, default=32)
