@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import episodes, q_targets, sharding
+from rewardjax import encoders, episodes, q_targets, sharding
 from rewardjax import value_mapping as vm
 from rewardjax.agents import trainer
 from rewardjax.agents import evaluation
@@ -96,9 +96,13 @@ class DQNConfig(trainer.RolloutSizes, QEvalConfig):
   layer_norm: bool = True
   # One mapping for every channel, or one per channel ("identity", "log").
   value_mapping: tuple[str, ...] = ("identity",)
+  #: Observation encoder before the Q-network's MLP (``rewardjax.encoders``):
+  #: "auto", "flat", "tiles" or "cnn", as PPOConfig's.
+  encoder: str = "auto"
 
   def __post_init__(self):
     self.check_eval()
+    encoders.check_name(self.encoder)
     for name in ("total_timesteps", "num_envs", "num_steps", "num_gradient_steps",
                  "minibatch_size", "buffer_size", "n_step", "target_update_interval"):
       trainer.check_positive(name, getattr(self, name), integer=True)

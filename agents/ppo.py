@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import distributions, episodes, schedules, sharding, stats
+from rewardjax import distributions, encoders, episodes, schedules, sharding, stats
 from rewardjax.agents import evaluation, learned_coefs, trainer
 from rewardjax.nets import ACTIVATIONS, ContinuousActorCritic, DiscreteActorCritic
 from rewardjax.returns import multichannel_gae
@@ -89,6 +89,10 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
   # "linear:φ[:floor]", "step:φ[:floor]"); "": constant. Its κ or φ is the
   # sweepable ``ent_decay``.
   ent_schedule: str = ""
+  #: Observation encoder before the actor and critic towers (``rewardjax.encoders``):
+  #: "auto" (tile embeddings for integer [H, W, C] grids, a CNN for other
+  #: [H, W, C] images, else none), "flat", "tiles" or "cnn".
+  encoder: str = "auto"
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -110,6 +114,7 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
     self.check_eval()
     if self.ent_schedule:
       schedules.parse(self.ent_schedule)
+    encoders.check_name(self.encoder)
 
 
 class RunnerState(NamedTuple):
@@ -161,15 +166,19 @@ class Policy(NamedTuple):
 SWEEPABLE = ("lr", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "gae_lambda", "gamma")
 
 
-def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int) -> Policy:
+def make_policy(config: PPOConfig, space, num_channels: int, obs_ndim: int,
+                encoder=None) -> Policy:
   """A categorical policy for a discrete space; a diagonal Gaussian for a 1-D ``Box``.
+
+  ``encoder``: an optional flax module mapping observations to features before
+  the actor and critic towers (``encoders.network_encoder``).
 
   For a Gaussian the stored action is the unclipped sample ``u``, whose
   log-probability the PPO ratio uses; the env receives it clipped (or
   tanh-squashed) into the box (``distributions.gaussian_policy``).
   """
   sizes = dict(num_channels=num_channels, hidden_sizes=tuple(config.hidden_sizes),
-                activation=config.activation, obs_ndim=obs_ndim)
+                activation=config.activation, obs_ndim=obs_ndim, encoder=encoder)
   if hasattr(space, "n"):
     network = DiscreteActorCritic(num_actions=int(space.n), **sizes)
 
@@ -278,9 +287,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   channels = as_channels(rewards).resolve(config.gamma)
   if config.normalize_rewards:
     channels = normalize_rewards(channels)
-  obs_shape = env.observation_space(env_params).shape
+  obs_space = env.observation_space(env_params)
+  obs_shape = obs_space.shape
+  encoder = encoders.network_encoder(config.encoder, obs_space, config.normalize_observations)
   policy = make_policy(config, env.action_space(env_params), channels.num_channels,
-                       len(obs_shape))
+                       len(obs_shape), encoder)
   network, net_cls = policy.network, type(policy.network)
   if check_rewards:
     trainer.check_rewards(channels, env, env_params)

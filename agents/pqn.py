@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import episodes, q_targets
+from rewardjax import encoders, episodes, q_targets
 from rewardjax import value_mapping as vm
 from rewardjax.agents import trainer
 from rewardjax.agents import evaluation
@@ -81,9 +81,13 @@ class PQNConfig(trainer.RolloutSizes, QEvalConfig):
   layer_norm: bool = True
   # One mapping for every channel, or one per channel ("identity", "log").
   value_mapping: tuple[str, ...] = ("identity",)
+  #: Observation encoder before the Q-network's MLP (``rewardjax.encoders``):
+  #: "auto", "flat", "tiles" or "cnn", as PPOConfig's.
+  encoder: str = "auto"
 
   def __post_init__(self):
     self.check_eval()
+    encoders.check_name(self.encoder)
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
       trainer.check_positive(name, getattr(self, name), integer=True)
     trainer.check_unit_interval("gamma", self.gamma)

@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rewardjax import q_targets
+from rewardjax import encoders, q_targets
 from rewardjax import value_mapping as vm
 from rewardjax.agents import evaluation, trainer
 from rewardjax.envs.rollouts import step_batch
@@ -81,9 +81,10 @@ def q_agent_setup(agent: str, config, env, env_params, rewards,
   mappings = vm.per_channel(config.value_mapping, channels.num_channels)
   if check_rewards:
     trainer.check_rewards(channels, env, env_params)
-  obs_shape = env.observation_space(env_params).shape
+  obs_space = env.observation_space(env_params)
   network = QNetwork(int(space.n), channels.num_channels, tuple(config.hidden_sizes),
-                     config.activation, len(obs_shape), config.layer_norm)
+                     config.activation, len(obs_space.shape), config.layer_norm,
+                     encoders.network_encoder(config.encoder, obs_space))
 
   def q_values(params, obs):
     return vm.apply(mappings, network.apply(params, obs), inverse=True)

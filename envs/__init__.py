@@ -3,6 +3,7 @@
 from rewardjax.envs import progress_functions
 from rewardjax.envs import brax_adapter  # registers the brax/<name> ids
 from rewardjax.envs import craftax_adapter  # registers the craftax/<id> ids
+from rewardjax.envs import xminigrid_adapter  # registers the xminigrid/<id> ids
 from rewardjax.envs.registry import make
 from rewardjax.envs.registry import register
 from rewardjax.envs.registry import register_prefix

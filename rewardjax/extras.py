@@ -16,6 +16,7 @@ EXTRAS = {
     "brax": "brax",                  # brax/<name> environments (brings MuJoCo and MJX)
     "craftax": "craftax",            # craftax/<id> environments
     "tensorboardX": "tensorboard",   # rewardjax train --tensorboard
+    "xminigrid": "minigrid",         # xminigrid/<id> environments
 }
 
 

@@ -64,27 +64,39 @@ class MLP(nn.Module):
 
 
 class DiscreteActorCritic(nn.Module):
-  """Separate actor and critic towers; the critic has one head per reward channel."""
+  """Separate actor and critic towers; the critic has one head per reward channel.
+
+  With an ``encoder`` (``rewardjax.encoders``: observations ``[..., *obs_shape]``
+  to features ``[..., F]``) both towers read the encoder's features, which
+  both losses train; without one they read the flattened observation.
+  """
   num_actions: int
   num_channels: int = 1
   hidden_sizes: Sequence[int] = (64, 64)
   activation: str = "tanh"
   obs_ndim: int = 1
+  encoder: nn.Module | None = None
 
   def setup(self):
-    self.actor = MLP(self.hidden_sizes, self.num_actions, self.activation, 0.01, self.obs_ndim)
-    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, self.obs_ndim,
+    in_ndim = self.obs_ndim if self.encoder is None else 1
+    self.actor = MLP(self.hidden_sizes, self.num_actions, self.activation, 0.01, in_ndim)
+    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, in_ndim,
                       split_outputs=True)       # one value head per channel
 
   def __call__(self, obs):
     """Returns ``(logits [..., A], values [..., C])``."""
-    return self.actor(obs), self.critic(obs)
+    x = _encode(self.encoder, obs)
+    return self.actor(x), self.critic(x)
 
   def policy(self, obs):
-    return self.actor(obs)
+    return self.actor(_encode(self.encoder, obs))
 
   def value(self, obs):
-    return self.critic(obs)
+    return self.critic(_encode(self.encoder, obs))
+
+
+def _encode(encoder: nn.Module | None, obs):
+  return obs if encoder is None else encoder(obs)
 
 
 class ContinuousActorCritic(nn.Module):
@@ -101,24 +113,30 @@ class ContinuousActorCritic(nn.Module):
   activation: str = "tanh"
   obs_ndim: int = 1
   init_log_std: float = 0.0
+  encoder: nn.Module | None = None     # as DiscreteActorCritic's
 
   def setup(self):
-    self.actor = MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01, self.obs_ndim)
-    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, self.obs_ndim,
+    in_ndim = self.obs_ndim if self.encoder is None else 1
+    self.actor = MLP(self.hidden_sizes, self.action_dim, self.activation, 0.01, in_ndim)
+    self.critic = MLP(self.hidden_sizes, self.num_channels, self.activation, 1.0, in_ndim,
                       split_outputs=True)       # one value head per channel
     self.log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
                               (self.action_dim,))
 
   def __call__(self, obs):
     """Returns ``((mean [..., A], log_std [..., A]), values [..., C])``."""
-    return self.policy(obs), self.critic(obs)
+    x = _encode(self.encoder, obs)
+    return self._policy(x), self.critic(x)
 
-  def policy(self, obs):
-    mean = self.actor(obs)
+  def _policy(self, x):
+    mean = self.actor(x)
     return mean, jnp.broadcast_to(self.log_std, mean.shape)
 
+  def policy(self, obs):
+    return self._policy(_encode(self.encoder, obs))
+
   def value(self, obs):
-    return self.critic(obs)
+    return self.critic(_encode(self.encoder, obs))
 
 
 class QNetwork(nn.Module):
@@ -133,9 +151,11 @@ class QNetwork(nn.Module):
   activation: str = "relu"
   obs_ndim: int = 1
   layer_norm: bool = False
+  encoder: nn.Module | None = None     # observations -> features, as DiscreteActorCritic's
 
   @nn.compact
   def __call__(self, obs):
+    in_ndim = self.obs_ndim if self.encoder is None else 1
     q = MLP(self.hidden_sizes, self.num_actions * self.num_channels, self.activation, 1.0,
-            self.obs_ndim, self.layer_norm)(obs)
+            in_ndim, self.layer_norm)(_encode(self.encoder, obs))
     return q.reshape(q.shape[:-1] + (self.num_actions, self.num_channels))

@@ -12,7 +12,8 @@ import rewardjax as rjx
 from rewardjax import extras
 from rewardjax import writers
 
-EXTRA_MODULES = ("brax", "craftax", "mujoco", "mujoco_mjx", "tensorboardX", "wandb", "mkdocs")
+EXTRA_MODULES = ("brax", "craftax", "mujoco", "mujoco_mjx", "tensorboardX", "wandb", "mkdocs",
+                 "xminigrid")
 
 
 def test_importing_rewardjax_imports_no_extra():
