@@ -155,7 +155,7 @@ def main():
   evals = ("greedy return per seed | mean | greedy policy reaches the goal | " if args.eval
            else "")
   print("| task | arm | steps | last-5 % mean return per seed | mean | goal reached | "
-        f"{evals}| final coef per seed | wall s |")
+        f"{evals}final coef per seed | wall s |")
   print("|---|---|---:|---|---:|---|" + ("---|---:|---|" if args.eval else "") + "---|---:|")
   for name in args.tasks:
     for arm in args.arms:
