@@ -89,6 +89,14 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
   # "linear:φ[:floor]", "step:φ[:floor]"); "": constant. Its κ or φ is the
   # sweepable ``ent_decay``.
   ent_schedule: str = ""
+  #: The actor-critic: "mlp" (feed-forward, ``hidden_sizes``) or "gru" (a GRU core
+  #: shared by the actor and every channel's critic head; agents/ppo_recurrent.py).
+  network: str = "mlp"
+  rnn_hidden: int = 256                # GRU state size ("gru")
+  head_hidden: int = 64                # hidden layer of the actor and critic heads ("gru")
+  #: Size of an embedding of the previous action fed to the GRU with the
+  #: observation's features; 0: none ("gru", discrete actions).
+  prev_action_embedding: int = 0
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -110,6 +118,24 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
     self.check_eval()
     if self.ent_schedule:
       schedules.parse(self.ent_schedule)
+    self.check_network()
+
+  def check_network(self) -> None:
+    """Named errors for the ``network`` fields (recurrent minibatches split environments)."""
+    if self.network not in ("mlp", "gru"):
+      raise ValueError(f"network must be 'mlp' or 'gru', got {self.network!r}")
+    trainer.check_positive("rnn_hidden", self.rnn_hidden, integer=True)
+    trainer.check_positive("head_hidden", self.head_hidden, integer=True)
+    trainer.check_positive("prev_action_embedding", self.prev_action_embedding, integer=True,
+                           allow_zero=True)
+    if self.network != "gru":
+      return
+    if self.num_envs % self.num_minibatches:
+      raise ValueError(
+          f"network='gru' minibatches split environments, not time: num_envs ({self.num_envs}) "
+          f"must be divisible by num_minibatches ({self.num_minibatches})")
+    if self.learn_coefs:
+      raise ValueError("learn_coefs is not supported with network='gru'; use network='mlp'")
 
 
 class RunnerState(NamedTuple):
@@ -124,6 +150,7 @@ class RunnerState(NamedTuple):
   key: jax.Array
   meta: Any = None         # learned coefficients (learned_coefs.MetaState); None when off
   evaluation: Any = None   # the last evaluation's metrics (``evaluation``); None when off
+  memory: Any = None       # the recurrent core's state (``ppo_recurrent.Memory``); None for "mlp"
 
 
 TrainOutput = trainer.TrainOutput
@@ -224,6 +251,15 @@ def ppo_loss(policy: Policy, params, batch: MinibatchData, advantages, targets, 
   ``(L, {"policy_loss", "value_loss", "entropy"})``.
   """
   out, value = policy.network.apply(params, batch.obs)
+  return ppo_loss_from_outputs(policy, out, value, batch, advantages, targets, hp,
+                               clip_value_loss=clip_value_loss,
+                               normalize_advantages=normalize_advantages)
+
+
+def ppo_loss_from_outputs(policy: Policy, out, value, batch: MinibatchData, advantages, targets,
+                          hp, *, clip_value_loss: bool, normalize_advantages: bool):
+  """``ppo_loss`` given the network's outputs ``(out, value [B, C])`` on ``batch.obs``
+  (a recurrent network computes them over whole sequences, agents/ppo_recurrent.py)."""
   log_prob = policy.log_prob(out, batch.action)
 
   # Value loss: one (clipped) loss per channel head, summed over channels.
@@ -248,6 +284,22 @@ def ppo_loss(policy: Policy, params, batch: MinibatchData, advantages, targets, 
   return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
 
 
+def make_optimizer(config: PPOConfig, hp):
+  """Adam after global-norm clipping, its step size annealed once per update if ``anneal_lr``."""
+  lr = hp["lr"]
+  if config.anneal_lr:
+    lr = trainer.linear_decay(lr, config.num_updates,
+                              every=config.num_minibatches * config.update_epochs)
+  return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
+
+
+def observe_with(config: PPOConfig, obs, moments):
+  """What the networks see: raw, or standardised by running moments, clipped to ±10."""
+  if not config.normalize_observations:
+    return obs
+  return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> trainer.Trainer:
@@ -270,9 +322,14 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   ``train`` is a ``trainer.Trainer``: ``train(key, hparams)`` takes optional
   overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars, traceable: vmap
   over them for sweeps); ``train.init`` / ``train.run`` run it in chunks.
+  ``config.network == "gru"`` builds recurrent PPO (``ppo_recurrent.make_train``).
   """
   if not isinstance(config, PPOConfig):
     raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
+  if config.network == "gru":
+    from rewardjax.agents import ppo_recurrent  # pylint: disable=g-import-not-at-top  (it imports this module)
+    return ppo_recurrent.make_train(config, env, env_params, rewards, callback, check_rewards,
+                                    mesh)
   unresolved_gammas = as_channels(rewards).gammas
   channels = as_channels(rewards).resolve(config.gamma)
   if config.normalize_rewards:
@@ -294,18 +351,8 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
   evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
 
-  def make_tx(hp):
-    lr = hp["lr"]
-    if config.anneal_lr:
-      lr = trainer.linear_decay(lr, config.num_updates,
-                                every=config.num_minibatches * config.update_epochs)
-    return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
-
-  def observe(obs, moments):
-    """What the networks see: raw, or standardised by running moments, clipped to ±10."""
-    if not config.normalize_observations:
-      return obs
-    return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
+  make_tx = lambda hp: make_optimizer(config, hp)
+  observe = lambda obs, moments: observe_with(config, obs, moments)
 
   # ------------------------------------------------------------------ collect
   def collect(runner: RunnerState):
