@@ -138,6 +138,23 @@ def env_major(x: jax.Array) -> jax.Array:
   return jnp.swapaxes(x, 0, 1)
 
 
+def sequence_loss(policy, params, seq: Sequences, advantages, targets, hp, *,
+                  clip_value_loss: bool, normalize_advantages: bool):
+  """PPO's clipped loss (``ppo.ppo_loss_from_outputs``) on whole sequences ``[M, T]``.
+
+  The core re-runs over each sequence from its stored start memory, resetting
+  after every episode end; the loss then averages over all ``M · T`` steps.
+  ``advantages`` are ``[M, T]``, ``targets`` ``[M, T, C]``.
+  """
+  x, action, done = (env_major(a) for a in (seq.data.obs, seq.data.action, seq.done))
+  out, value = unroll(policy.network, params, seq.start, x, action, done)
+  flat = lambda a: a.reshape((-1,) + a.shape[2:])
+  return ppo_loss_from_outputs(
+      policy, flat(env_major(out)), flat(env_major(value)), jax.tree.map(flat, seq.data),
+      flat(advantages), flat(targets), hp, clip_value_loss=clip_value_loss,
+      normalize_advantages=normalize_advantages)
+
+
 def recurrent_policy(config: PPOConfig, env, env_params, num_channels: int, encoder):
   """``ppo.make_policy``'s categorical distribution with a ``RecurrentActorCritic``."""
   space = env.action_space(env_params)
@@ -227,15 +244,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
 
   # --------------------------------------------------------------------- loss
   def loss_fn(params, seq: Sequences, advantages, targets, hp):
-    """PPO's clipped loss on whole sequences ``[M, T]``, the core re-run from their start."""
-    x, action, done = (env_major(a) for a in (seq.data.obs, seq.data.action, seq.done))
-    out, value = unroll(network, params, seq.start, x, action, done)
-    flat = lambda a: a.reshape((-1,) + a.shape[2:])
-    batch = jax.tree.map(flat, seq.data)
-    return ppo_loss_from_outputs(
-        policy, flat(env_major(out)), flat(env_major(value)), batch, flat(advantages),
-        flat(targets), hp, clip_value_loss=config.clip_value_loss,
-        normalize_advantages=config.normalize_advantages)
+    return sequence_loss(policy, params, seq, advantages, targets, hp,
+                         clip_value_loss=config.clip_value_loss,
+                         normalize_advantages=config.normalize_advantages)
 
   # ------------------------------------------------------------------- update
   def update(runner: RunnerState, hp):
