@@ -17,7 +17,8 @@ first they are NaN. The values are carried in the agent's runner state
 same metrics as one run straight through.
 
 The policy each agent evaluates: PPO the mode of its action distribution
-(``eval_sampled``: a sample), DQN / PQN greedy on the combined Q
+(``eval_sampled``: a sample; recurrent PPO with one GRU state per evaluation
+environment, a ``RecurrentAct``), DQN / PQN greedy on the combined Q
 (``eval_epsilon``: ε-greedy).
 
 Randomness: the evaluation key is ``fold_in(runner.key, EVAL_KEY_TAG)`` after the

@@ -300,6 +300,84 @@ def observe_with(config: PPOConfig, obs, moments):
   return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
 
 
+class Setup(NamedTuple):
+  """What ``make_train`` (feed-forward or recurrent) derives before tracing anything."""
+  channels: Any            # resolved reward channels (normalised with ``normalize_rewards``)
+  unresolved_gammas: tuple # each channel's own γ, or None where the agent's applies
+  policy: Policy
+  num_envs: int            # per device
+  batch_size: int          # per device
+  defaults: dict           # sweepable hyperparameters and their values
+  coef_schedules: dict     # ``trainer.coef_schedules`` and the ``ent_schedule``
+  evaluate: Callable | None
+
+
+def setup(config: PPOConfig, env, env_params, rewards, check_rewards: bool, mesh,
+          policy_for: Callable[[int], Policy]) -> Setup:
+  """Channels, the policy (``policy_for(num_channels)``), batch sizes, sweepable
+  defaults, schedules and evaluation, with every named error before compiling."""
+  unresolved_gammas = as_channels(rewards).gammas
+  channels = as_channels(rewards).resolve(config.gamma)
+  if config.normalize_rewards:
+    channels = normalize_rewards(channels)
+  policy = policy_for(channels.num_channels)
+  if check_rewards:
+    trainer.check_rewards(channels, env, env_params)
+  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
+  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
+  coef_schedules = trainer.coef_schedules(channels)
+  if config.ent_schedule:
+    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
+    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
+  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
+  return Setup(channels, unresolved_gammas, policy, num_envs, batch_size, defaults,
+               coef_schedules, evaluate)
+
+
+def channel_advantages(st: Setup, reward_state, traj, v_next_seq, v_next_true, hp, key):
+  """Every channel's reward from the modules' current state, then their update, and
+  each channel's GAE (``returns.multichannel_gae``) with its own γ and episodic flag.
+
+  Returns ``(r [T, N, C], reward_state, reward_metrics, advantages [T, N, C],
+  value targets [T, N, C])``.
+  """
+  tr = traj.transition
+  r, reward_state, reward_metrics = reward_and_update(st.channels, reward_state, tr, key)
+  adv_c, targets = multichannel_gae(
+      r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
+      trainer.channel_gammas(hp, st.unresolved_gammas), st.channels.episodic, hp["gae_lambda"])
+  return r, reward_state, reward_metrics, adv_c, targets
+
+
+def start_runner(config: PPOConfig, st: Setup, env, env_params, key, hp) -> RunnerState:
+  """A run's first ``RunnerState`` (no learned coefficients, no recurrent memory)."""
+  start = trainer.start(key, env, env_params, st.policy.network, st.channels, config.num_steps,
+                        st.num_envs)
+  obs_shape = env.observation_space(env_params).shape
+  with sharding.data_axis(None):   # replicated, as the reward state
+    obs_moments = stats.moments_update(stats.moments_init(obs_shape),
+                                       start.example.obs.astype(jnp.float32), axes=(0, 1))
+  opt_state = make_optimizer(config, hp).init(ravel_pytree(start.params)[0])
+  return RunnerState(start.params, opt_state, start.reward_state, obs_moments, start.env_state,
+                     start.obs, episodes.init(st.num_envs), start.key, None,
+                     None if st.evaluate is None else evaluation.init_metrics())
+
+
+def make_body(config: PPOConfig, st: Setup, update: Callable, policy_act: Callable,
+              callback) -> Callable:
+  """``body(runner, i, hparams)``: update ``i`` with its scheduled hyperparameters,
+  evaluation when due (``policy_act(runner)``) and the progress report."""
+  def body(runner, i, hparams=None):
+    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(st.defaults, hparams),
+                                      st.coef_schedules, i, config.num_updates)
+    runner, metrics = update(runner, hp)
+    metrics.update(scheduled)
+    runner, metrics = evaluation.after_update(st.evaluate, config, config.num_updates, runner,
+                                              i, metrics, policy_act)
+    return runner, trainer.report(callback, metrics, i, config.batch_size)
+  return body
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> trainer.Trainer:
@@ -330,27 +408,15 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     from rewardjax.agents import ppo_recurrent  # pylint: disable=g-import-not-at-top  (it imports this module)
     return ppo_recurrent.make_train(config, env, env_params, rewards, callback, check_rewards,
                                     mesh)
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  if config.normalize_rewards:
-    channels = normalize_rewards(channels)
   obs_shape = env.observation_space(env_params).shape
-  policy = make_policy(config, env.action_space(env_params), channels.num_channels,
-                       len(obs_shape))
+  st = setup(config, env, env_params, rewards, check_rewards, mesh, lambda num_channels: make_policy(
+      config, env.action_space(env_params), num_channels, len(obs_shape)))
+  channels, policy = st.channels, st.policy
+  num_envs, batch_size, defaults = st.num_envs, st.batch_size, st.defaults
   network, net_cls = policy.network, type(policy.network)
-  if check_rewards:
-    trainer.check_rewards(channels, env, env_params)
-  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
-  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
   coef_learner = learned_coefs.coef_learner(
       channels.names, tuple(config.learn_coefs), config.primary_channel, config.meta_lr,
       config.meta_inner_lr, tuple(config.meta_coef_bounds), config.meta_prior_decay)
-  coef_schedules = trainer.coef_schedules(channels)
-  if config.ent_schedule:
-    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
-    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
-  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
-
   make_tx = lambda hp: make_optimizer(config, hp)
   observe = lambda obs, moments: observe_with(config, obs, moments)
 
@@ -406,17 +472,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
     # ---------------------------------- rewards, per-channel GAE, advantages
-    # Every channel's reward from the modules' current state, then their update.
-    r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
-        channels, runner.reward_state, tr, k_reward)
-    gae_args = (r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-                trainer.channel_gammas(hp, unresolved_gammas), channels.episodic,
-                hp["gae_lambda"])
-    if runner.meta is None:
-      advantages, targets = ppo_advantages(*gae_args, trainer.channel_coefs(hp, channels))
-    else:      # learned coefficients: the meta-step needs each channel's advantages
-      adv_c, targets = multichannel_gae(*gae_args)
-      advantages = jnp.sum(adv_c * runner.meta.coefs, axis=-1)
+    r, reward_state, reward_metrics, adv_c, targets = channel_advantages(
+        st, runner.reward_state, traj, v_next_seq, v_next_true, hp, k_reward)
+    # Combined by the channels' coefficients, or by the learned ones.
+    coefs = trainer.channel_coefs(hp, channels) if runner.meta is None else runner.meta.coefs
+    advantages = jnp.sum(adv_c * coefs, axis=-1)
 
     # ------------------------------------------------ epochs × minibatches
     # Only what the loss reads is shuffled into minibatches, observations as the
@@ -455,16 +515,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
     hp = trainer.resolve_hparams(defaults, hparams)
-    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
-    with sharding.data_axis(None):   # replicated, as the reward state
-      obs_moments = stats.moments_update(stats.moments_init(obs_shape),
-                                         st.example.obs.astype(jnp.float32), axes=(0, 1))
-    opt_state = make_tx(hp).init(ravel_pytree(st.params)[0])
     meta = (None if coef_learner is None
             else coef_learner.init(trainer.channel_coefs(hp, channels)))
-    return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs), st.key, meta,
-                       None if evaluate is None else evaluation.init_metrics())
+    return start_runner(config, st, env, env_params, key, hp)._replace(meta=meta)
 
   def policy_act(runner: RunnerState):
     """The policy evaluation runs: the mode of π(·|s), or a sample with ``eval_sampled``."""
@@ -473,14 +526,5 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       return policy.sample(key, out)[2] if config.eval_sampled else policy.mode(out)
     return act
 
-  def body(runner, i, hparams=None):
-    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
-                                      coef_schedules, i, config.num_updates)
-    runner, metrics = update(runner, hp)
-    metrics.update(scheduled)
-    runner, metrics = evaluation.after_update(evaluate, config, config.num_updates, runner, i,
-                                              metrics, policy_act)
-    return runner, trainer.report(callback, metrics, i, config.batch_size)
-
-  return trainer.Trainer(init, body, config.num_updates, TrainOutput, mesh=mesh,
-                         sweepable=tuple(defaults))
+  return trainer.Trainer(init, make_body(config, st, update, policy_act, callback),
+                         config.num_updates, TrainOutput, mesh=mesh, sweepable=tuple(defaults))

@@ -38,14 +38,14 @@ import jax.numpy as jnp
 from gymnax.environments import spaces
 from jax.flatten_util import ravel_pytree
 
-from rewardjax import episodes, schedules, sharding, stats
+from rewardjax import stats
 from rewardjax.agents import evaluation, trainer
-from rewardjax.agents.ppo import (SWEEPABLE, MinibatchData, PPOConfig, RunnerState, TrainOutput,
-                                  make_optimizer, make_policy, observe_with, ppo_advantages,
-                                  ppo_loss_from_outputs)
+from rewardjax.agents.ppo import (MinibatchData, PPOConfig, RunnerState, TrainOutput,
+                                  make_body, make_optimizer, make_policy, observe_with,
+                                  channel_advantages, ppo_loss_from_outputs, setup,
+                                  start_runner)
 from rewardjax.nets import MLP
-from rewardjax.rewards.channels import as_channels, normalize_rewards
-from rewardjax.types import Transition, reward_and_update
+from rewardjax.types import Transition
 
 
 # --------------------------------------------------------------------- network
@@ -181,27 +181,15 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
   """
   if config.network != "gru":
     raise ValueError(f"ppo_recurrent.make_train needs network='gru', got {config.network!r}")
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  if config.normalize_rewards:
-    channels = normalize_rewards(channels)
-  obs_shape = env.observation_space(env_params).shape
-  policy = recurrent_policy(config, env, env_params, channels.num_channels, encoder)
+  st = setup(config, env, env_params, rewards, check_rewards, mesh,
+             lambda num_channels: recurrent_policy(config, env, env_params, num_channels, encoder))
+  channels, policy, num_envs = st.channels, st.policy, st.num_envs
   network = policy.network
   num_actions = network.num_actions
-  if check_rewards:
-    trainer.check_rewards(channels, env, env_params)
-  num_envs, _, _ = trainer.per_device_batch(config, mesh)
   if num_envs % config.num_minibatches:
     raise ValueError(f"network='gru' minibatches split environments: each device's num_envs "
                      f"({num_envs}) must be divisible by num_minibatches "
                      f"({config.num_minibatches})")
-  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
-  coef_schedules = trainer.coef_schedules(channels)
-  if config.ent_schedule:
-    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
-    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
-  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
   observe = lambda obs, moments: observe_with(config, obs, moments)
 
   # ------------------------------------------------------------------ collect
@@ -242,12 +230,6 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
                                 traj.hidden, tr.action)[2]
     return v_next_seq, v_next_true
 
-  # --------------------------------------------------------------------- loss
-  def loss_fn(params, seq: Sequences, advantages, targets, hp):
-    return sequence_loss(policy, params, seq, advantages, targets, hp,
-                         clip_value_loss=config.clip_value_loss,
-                         normalize_advantages=config.normalize_advantages)
-
   # ------------------------------------------------------------------- update
   def update(runner: RunnerState, hp):
     runner, traj = collect(runner)
@@ -256,12 +238,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
     # ---------------------------------- rewards, per-channel GAE, advantages
-    r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
-        channels, runner.reward_state, tr, k_reward)
-    advantages, targets = ppo_advantages(
-        r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-        trainer.channel_gammas(hp, unresolved_gammas), channels.episodic, hp["gae_lambda"],
-        trainer.channel_coefs(hp, channels))
+    r, reward_state, reward_metrics, adv_c, targets = channel_advantages(
+        st, runner.reward_state, traj, v_next_seq, v_next_true, hp, k_reward)
+    advantages = jnp.sum(adv_c * trainer.channel_coefs(hp, channels), axis=-1)
 
     # ------------------------- epochs × minibatches of whole env sequences
     data = MinibatchData(observe(tr.obs, runner.obs_moments), tr.action, traj.log_prob,
@@ -270,7 +249,10 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
                     traj.start)
     theta, unravel = ravel_pytree(runner.params)
     (theta, opt_state), losses = trainer.minibatch_epochs(
-        lambda th, *b: loss_fn(unravel(th), *b, hp), make_optimizer(config, hp), theta,
+        lambda th, *b: sequence_loss(policy, unravel(th), *b, hp,
+                                     clip_value_loss=config.clip_value_loss,
+                                     normalize_advantages=config.normalize_advantages),
+        make_optimizer(config, hp), theta,
         runner.opt_state, (seq, env_major(advantages), env_major(targets)), k_perm,
         config.update_epochs, config.num_minibatches)
 
@@ -288,16 +270,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
 
   # --------------------------------------------------------- init, evaluation
   def init(key: jax.Array, hparams=None) -> RunnerState:
-    hp = trainer.resolve_hparams(defaults, hparams)
-    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
-    with sharding.data_axis(None):   # replicated, as the reward state
-      obs_moments = stats.moments_update(stats.moments_init(obs_shape),
-                                         st.example.obs.astype(jnp.float32), axes=(0, 1))
-    opt_state = make_optimizer(config, hp).init(ravel_pytree(st.params)[0])
-    return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs), st.key, None,
-                       None if evaluate is None else evaluation.init_metrics(),
-                       initial_memory(num_envs, config.rnn_hidden, num_actions))
+    hp = trainer.resolve_hparams(st.defaults, hparams)
+    return start_runner(config, st, env, env_params, key, hp)._replace(
+        memory=initial_memory(num_envs, config.rnn_hidden, num_actions))
 
   def policy_act(runner: RunnerState) -> evaluation.RecurrentAct:
     """The evaluated policy (mode, or a sample with ``eval_sampled``), one memory per env."""
@@ -309,14 +284,5 @@ def make_train(config: PPOConfig, env, env_params, rewards=None, callback=None,
     return evaluation.RecurrentAct(
         lambda n: initial_memory(n, config.rnn_hidden, num_actions), step)
 
-  def body(runner, i, hparams=None):
-    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
-                                      coef_schedules, i, config.num_updates)
-    runner, metrics = update(runner, hp)
-    metrics.update(scheduled)
-    runner, metrics = evaluation.after_update(evaluate, config, config.num_updates, runner, i,
-                                              metrics, policy_act)
-    return runner, trainer.report(callback, metrics, i, config.batch_size)
-
-  return trainer.Trainer(init, body, config.num_updates, TrainOutput, mesh=mesh,
-                         sweepable=tuple(defaults))
+  return trainer.Trainer(init, make_body(config, st, update, policy_act, callback),
+                         config.num_updates, TrainOutput, mesh=mesh, sweepable=tuple(st.defaults))

@@ -59,7 +59,7 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--memory-length", type=int, default=10)
   parser.add_argument("--seeds", type=int, default=8)
-  parser.add_argument("--steps", type=int, default=1_000_000)
+  parser.add_argument("--steps", type=int, default=500_000)
   parser.add_argument("--num-envs", type=int, default=64)
   parser.add_argument("--num-steps", type=int, default=32)
   parser.add_argument("--num-minibatches", type=int, default=4)
