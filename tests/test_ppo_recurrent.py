@@ -10,6 +10,7 @@ every environment ends its episodes at the same known steps.
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -228,20 +229,28 @@ def test_loss_with_a_stateless_gru_is_feed_forward_ppos_loss():
     np.testing.assert_allclose(got[1][k], want[1][k], rtol=1e-6, err_msg=k)
 
 
-def test_cli_runs_gru_with_counts_rnd_and_evaluation(tmp_path):
+def test_cli_runs_gru_with_counts_rnd_evaluation_and_resumes(tmp_path):
   """``--ppo.network gru`` through the command, with a count bonus and RND as
-  channels (one critic head each on the shared core) and evaluation."""
+  channels (one critic head each on the shared core), evaluation and
+  checkpoints; a run resumed from its second checkpoint rewrites the same metrics."""
   out = tmp_path / "gru"
   rc = cli.main(["train", "--env", "MemoryChain-bsuite", "--env-kwargs", "memory_length=3",
                  "--rewards", "extrinsic+counts+rnd", "--seeds", "1", "--total-timesteps", "96",
-                 "--eval-every", "1", "--out", str(out), "--no-progress",
-                 "--ppo.network", "gru", "--ppo.rnn-hidden", "8", "--ppo.head-hidden", "8",
+                 "--eval-every", "1", "--checkpoint-every", "1", "--out", str(out),
+                 "--no-progress", "--ppo.network", "gru", "--ppo.rnn-hidden", "8",
+                 "--ppo.head-hidden", "8", "--ppo.prev-action-embedding", "4",
                  "--ppo.num-envs", "4", "--ppo.num-steps", "8", "--ppo.num-minibatches", "2",
                  "--ppo.update-epochs", "1"])
   assert rc == 0
-  text = (out / "metrics.csv").read_text()
+  first = (out / "metrics.csv").read_text()
+  header = first.splitlines()[0]
   for name in ("reward/counts", "reward/rnd", "eval/return", "value_loss"):
-    assert name in text.splitlines()[0], name
+    assert name in header, name
+  assert len(first.splitlines()) == 1 + 3
+  shutil.rmtree(out / "checkpoints" / "3")
+  (out / "metrics.csv").unlink()
+  assert cli.main(["train", "--resume", str(out), "--no-progress"]) == 0
+  assert (out / "metrics.csv").read_text() == first
 
 
 def test_sharded_gru_equals_single_device():
