@@ -111,6 +111,7 @@ class Sequences(NamedTuple):
 
 
 def initial_memory(num_envs: int, rnn_hidden: int, num_actions: int) -> Memory:
+  """The memory of ``num_envs`` environments at an episode's first step."""
   return Memory(jnp.zeros((num_envs, rnn_hidden), jnp.float32),
                 jnp.full((num_envs,), num_actions, jnp.int32))
 
