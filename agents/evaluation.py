@@ -17,7 +17,8 @@ first they are NaN. The values are carried in the agent's runner state
 same metrics as one run straight through.
 
 The policy each agent evaluates: PPO the mode of its action distribution
-(``eval_sampled``: a sample), DQN / PQN greedy on the combined Q
+(``eval_sampled``: a sample; recurrent PPO with one GRU state per evaluation
+environment, a ``RecurrentAct``), DQN / PQN greedy on the combined Q
 (``eval_epsilon``: ε-greedy).
 
 Randomness: the evaluation key is ``fold_in(runner.key, EVAL_KEY_TAG)`` after the
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -109,11 +110,18 @@ def per_device_episodes(config: EvalConfig, mesh) -> int:
   return config.eval_episodes // num_devices
 
 
-def run_episodes(env, env_params, act: Callable, key: jax.Array, num_envs: int,
+class RecurrentAct(NamedTuple):
+  """A policy with a state per environment (a recurrent core), for ``run_episodes``."""
+  init: Callable           # num_envs -> state [N, ...] at an episode's first step
+  step: Callable           # (key, obs [N, ...], state) -> (env actions [N, ...], state)
+
+
+def run_episodes(env, env_params, act: Callable | RecurrentAct, key: jax.Array, num_envs: int,
                  max_steps: int):
   """The first episode of each of ``num_envs`` fresh environments under ``act``.
 
-  ``act(key, obs [N, ...]) -> env actions [N, ...]``. Steps all environments
+  ``act(key, obs [N, ...]) -> env actions [N, ...]``, or a ``RecurrentAct``
+  whose state each environment carries from step to step. Steps all environments
   together (``lax.while_loop``) until every one has ended its first episode or
   ``max_steps`` steps have passed; rewards after an environment's first episode
   ended are not counted. Returns ``(return [N], length [N])``; an episode cut
@@ -123,24 +131,27 @@ def run_episodes(env, env_params, act: Callable, key: jax.Array, num_envs: int,
   obs, env_state = reset_batch(env, env_params, k_reset, num_envs)
   zeros_f = jnp.zeros((num_envs,), jnp.float32)
   zeros_i = jnp.zeros((num_envs,), jnp.int32)
+  recurrent = isinstance(act, RecurrentAct)
+  state = act.init(num_envs) if recurrent else None   # only the first episode is counted:
   carry = (obs, env_state, zeros_f, zeros_i, jnp.zeros((num_envs,), jnp.bool_),
-           jnp.int32(0), k_run)
+           jnp.int32(0), k_run, state)               # its state is never reset
 
   def running(carry):
-    *_, ended, t, _ = carry
+    *_, ended, t, _, _ = carry
     return (t < max_steps) & ~jnp.all(ended)
 
   def step(carry):
-    obs, env_state, ret, length, ended, t, key = carry
+    obs, env_state, ret, length, ended, t, key, state = carry
     key, k_act, k_env = jax.random.split(key, 3)
+    action, state = act.step(k_act, obs, state) if recurrent else (act(k_act, obs), None)
     obs, env_state, r_t, term_t, trunc_t, _ = step_batch(env, env_params, k_env, env_state,
-                                                          act(k_act, obs))
+                                                          action)
     ret = ret + jnp.where(ended, 0.0, r_t.astype(jnp.float32))
     length = length + jnp.where(ended, 0, 1)
     ended = ended | term_t | trunc_t
-    return obs, env_state, ret, length, ended, t + 1, key
+    return obs, env_state, ret, length, ended, t + 1, key, state
 
-  _, _, ret, length, _, _, _ = jax.lax.while_loop(running, step, carry)
+  _, _, ret, length, *_ = jax.lax.while_loop(running, step, carry)
   return ret, length
 
 
@@ -161,8 +172,8 @@ def init_metrics() -> dict:
 def make_evaluate(config: EvalConfig, env, env_params, mesh=None):
   """``evaluate(act, key) -> metrics``, or None when evaluation is off.
 
-  ``act(key, obs) -> env actions`` is the policy to evaluate (closing over the
-  current parameters). Checks the fields and the step limit before any compile.
+  ``act(key, obs) -> env actions`` (or a ``RecurrentAct``) is the policy to
+  evaluate (closing over the current parameters). Checks the fields and the step limit before any compile.
   """
   if not config.eval_every:
     return None

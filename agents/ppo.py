@@ -93,6 +93,14 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
   #: "auto" (tile embeddings for integer [H, W, C] grids, a CNN for other
   #: [H, W, C] images, else none), "flat", "tiles" or "cnn".
   encoder: str = "auto"
+  #: The actor-critic: "mlp" (feed-forward, ``hidden_sizes``) or "gru" (a GRU core
+  #: shared by the actor and every channel's critic head; agents/ppo_recurrent.py).
+  network: str = "mlp"
+  rnn_hidden: int = 256                # GRU state size ("gru")
+  head_hidden: int = 64                # hidden layer of the actor and critic heads ("gru")
+  #: Size of an embedding of the previous action fed to the GRU with the
+  #: observation's features; 0: none ("gru", discrete actions).
+  prev_action_embedding: int = 0
 
   def __post_init__(self):
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches"):
@@ -115,6 +123,24 @@ class PPOConfig(trainer.RolloutSizes, evaluation.EvalConfig):
     if self.ent_schedule:
       schedules.parse(self.ent_schedule)
     encoders.check_name(self.encoder)
+    self.check_network()
+
+  def check_network(self) -> None:
+    """Named errors for the ``network`` fields (recurrent minibatches split environments)."""
+    if self.network not in ("mlp", "gru"):
+      raise ValueError(f"network must be 'mlp' or 'gru', got {self.network!r}")
+    trainer.check_positive("rnn_hidden", self.rnn_hidden, integer=True)
+    trainer.check_positive("head_hidden", self.head_hidden, integer=True)
+    trainer.check_positive("prev_action_embedding", self.prev_action_embedding, integer=True,
+                           allow_zero=True)
+    if self.network != "gru":
+      return
+    if self.num_envs % self.num_minibatches:
+      raise ValueError(
+          f"network='gru' minibatches split environments, not time: num_envs ({self.num_envs}) "
+          f"must be divisible by num_minibatches ({self.num_minibatches})")
+    if self.learn_coefs:
+      raise ValueError("learn_coefs is not supported with network='gru'; use network='mlp'")
 
 
 class RunnerState(NamedTuple):
@@ -129,6 +155,7 @@ class RunnerState(NamedTuple):
   key: jax.Array
   meta: Any = None         # learned coefficients (learned_coefs.MetaState); None when off
   evaluation: Any = None   # the last evaluation's metrics (``evaluation``); None when off
+  memory: Any = None       # the recurrent core's state (``ppo_recurrent.Memory``); None for "mlp"
 
 
 TrainOutput = trainer.TrainOutput
@@ -234,6 +261,15 @@ def ppo_loss(policy: Policy, params, batch: MinibatchData, advantages, targets, 
   ``(L, {"policy_loss", "value_loss", "entropy"})``.
   """
   out, value = policy.network.apply(params, batch.obs)
+  return ppo_loss_from_outputs(policy, out, value, batch, advantages, targets, hp,
+                               clip_value_loss=clip_value_loss,
+                               normalize_advantages=normalize_advantages)
+
+
+def ppo_loss_from_outputs(policy: Policy, out, value, batch: MinibatchData, advantages, targets,
+                          hp, *, clip_value_loss: bool, normalize_advantages: bool):
+  """``ppo_loss`` given the network's outputs ``(out, value [B, C])`` on ``batch.obs``
+  (a recurrent network computes them over whole sequences, agents/ppo_recurrent.py)."""
   log_prob = policy.log_prob(out, batch.action)
 
   # Value loss: one (clipped) loss per channel head, summed over channels.
@@ -258,6 +294,102 @@ def ppo_loss(policy: Policy, params, batch: MinibatchData, advantages, targets, 
   return total, {"policy_loss": pg, "value_loss": v_loss, "entropy": entropy}
 
 
+def make_optimizer(config: PPOConfig, hp):
+  """Adam after global-norm clipping, its step size annealed once per update if ``anneal_lr``."""
+  lr = hp["lr"]
+  if config.anneal_lr:
+    lr = trainer.linear_decay(lr, config.num_updates,
+                              every=config.num_minibatches * config.update_epochs)
+  return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
+
+
+def observe_with(config: PPOConfig, obs, moments):
+  """What the networks see: raw, or standardised by running moments, clipped to ±10."""
+  if not config.normalize_observations:
+    return obs
+  return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
+
+
+class Setup(NamedTuple):
+  """What ``make_train`` (feed-forward or recurrent) derives before tracing anything."""
+  channels: Any            # resolved reward channels (normalised with ``normalize_rewards``)
+  unresolved_gammas: tuple # each channel's own γ, or None where the agent's applies
+  policy: Policy
+  num_envs: int            # per device
+  batch_size: int          # per device
+  defaults: dict           # sweepable hyperparameters and their values
+  coef_schedules: dict     # ``trainer.coef_schedules`` and the ``ent_schedule``
+  evaluate: Callable | None
+  episode_metric_names: tuple   # the env's ``info["episode_metrics"]`` names (may be empty)
+
+
+def setup(config: PPOConfig, env, env_params, rewards, check_rewards: bool, mesh,
+          policy_for: Callable[[int], Policy]) -> Setup:
+  """Channels, the policy (``policy_for(num_channels)``), batch sizes, sweepable
+  defaults, schedules and evaluation, with every named error before compiling."""
+  unresolved_gammas = as_channels(rewards).gammas
+  channels = as_channels(rewards).resolve(config.gamma)
+  if config.normalize_rewards:
+    channels = normalize_rewards(channels)
+  policy = policy_for(channels.num_channels)
+  if check_rewards:
+    trainer.check_rewards(channels, env, env_params)
+  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
+  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
+  coef_schedules = trainer.coef_schedules(channels)
+  if config.ent_schedule:
+    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
+    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
+  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
+  return Setup(channels, unresolved_gammas, policy, num_envs, batch_size, defaults,
+               coef_schedules, evaluate, trainer.episode_metric_names(env, env_params))
+
+
+def channel_advantages(st: Setup, reward_state, traj, v_next_seq, v_next_true, hp, key):
+  """Every channel's reward from the modules' current state, then their update, and
+  each channel's GAE (``returns.multichannel_gae``) with its own γ and episodic flag.
+
+  Returns ``(r [T, N, C], reward_state, reward_metrics, advantages [T, N, C],
+  value targets [T, N, C])``.
+  """
+  tr = traj.transition
+  r, reward_state, reward_metrics = reward_and_update(st.channels, reward_state, tr, key)
+  adv_c, targets = multichannel_gae(
+      r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
+      trainer.channel_gammas(hp, st.unresolved_gammas), st.channels.episodic, hp["gae_lambda"])
+  return r, reward_state, reward_metrics, adv_c, targets
+
+
+def start_runner(config: PPOConfig, st: Setup, env, env_params, key, hp) -> RunnerState:
+  """A run's first ``RunnerState`` (no learned coefficients, no recurrent memory)."""
+  start = trainer.start(key, env, env_params, st.policy.network, st.channels, config.num_steps,
+                        st.num_envs)
+  obs_shape = env.observation_space(env_params).shape
+  with sharding.data_axis(None):   # replicated, as the reward state
+    obs_moments = stats.moments_update(stats.moments_init(obs_shape),
+                                       start.example.obs.astype(jnp.float32), axes=(0, 1))
+  opt_state = make_optimizer(config, hp).init(ravel_pytree(start.params)[0])
+  return RunnerState(start.params, opt_state, start.reward_state, obs_moments, start.env_state,
+                     start.obs, episodes.init(st.num_envs, st.episode_metric_names), start.key,
+                     None,
+                     None if st.evaluate is None else evaluation.init_metrics())
+
+
+def make_body(config: PPOConfig, st: Setup, update: Callable, policy_act: Callable,
+              callback) -> Callable:
+  """``body(runner, i, hparams)``: update ``i`` with its scheduled hyperparameters,
+  evaluation when due (``policy_act(runner)``) and the progress report."""
+  def body(runner, i, hparams=None):
+    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(st.defaults, hparams),
+                                      st.coef_schedules, i, config.num_updates)
+    runner, metrics = update(runner, hp)
+    metrics.update(scheduled)
+    runner, metrics = evaluation.after_update(st.evaluate, config, config.num_updates, runner,
+                                              i, metrics, policy_act)
+    return runner, trainer.report(callback, metrics, i, config.batch_size)
+  return body
+
+
 def make_train(config: PPOConfig, env, env_params, rewards=None,
                callback: Callable[[dict], None] | None = None,
                check_rewards: bool = True, mesh=None) -> trainer.Trainer:
@@ -280,45 +412,26 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
   ``train`` is a ``trainer.Trainer``: ``train(key, hparams)`` takes optional
   overrides of ``SWEEPABLE`` and ``<channel>.coef`` (scalars, traceable: vmap
   over them for sweeps); ``train.init`` / ``train.run`` run it in chunks.
+  ``config.network == "gru"`` builds recurrent PPO (``ppo_recurrent.make_train``).
   """
   if not isinstance(config, PPOConfig):
     raise TypeError(f"config must be a PPOConfig, got {type(config).__name__}")
-  unresolved_gammas = as_channels(rewards).gammas
-  channels = as_channels(rewards).resolve(config.gamma)
-  if config.normalize_rewards:
-    channels = normalize_rewards(channels)
   obs_space = env.observation_space(env_params)
-  obs_shape = obs_space.shape
   encoder = encoders.network_encoder(config.encoder, obs_space, config.normalize_observations)
-  policy = make_policy(config, env.action_space(env_params), channels.num_channels,
-                       len(obs_shape), encoder)
+  if config.network == "gru":
+    from rewardjax.agents import ppo_recurrent  # pylint: disable=g-import-not-at-top  (it imports this module)
+    return ppo_recurrent.make_train(config, env, env_params, rewards, callback, check_rewards,
+                                    mesh, encoder=encoder)
+  st = setup(config, env, env_params, rewards, check_rewards, mesh, lambda num_channels: make_policy(
+      config, env.action_space(env_params), num_channels, len(obs_space.shape), encoder))
+  channels, policy = st.channels, st.policy
+  num_envs, batch_size, defaults = st.num_envs, st.batch_size, st.defaults
   network, net_cls = policy.network, type(policy.network)
-  if check_rewards:
-    trainer.check_rewards(channels, env, env_params)
-  num_envs, batch_size, _ = trainer.per_device_batch(config, mesh)
-  defaults = trainer.sweep_defaults(config, SWEEPABLE, channels)
   coef_learner = learned_coefs.coef_learner(
       channels.names, tuple(config.learn_coefs), config.primary_channel, config.meta_lr,
       config.meta_inner_lr, tuple(config.meta_coef_bounds), config.meta_prior_decay)
-  coef_schedules = trainer.coef_schedules(channels)
-  if config.ent_schedule:
-    coef_schedules["ent_coef"] = (schedules.parse(config.ent_schedule), "ent_decay")
-    defaults["ent_decay"] = coef_schedules["ent_coef"][0].param
-  evaluate = evaluation.make_evaluate(config, env, env_params, mesh)
-  episode_metric_names = trainer.episode_metric_names(env, env_params)
-
-  def make_tx(hp):
-    lr = hp["lr"]
-    if config.anneal_lr:
-      lr = trainer.linear_decay(lr, config.num_updates,
-                                every=config.num_minibatches * config.update_epochs)
-    return optax.chain(optax.clip_by_global_norm(hp["max_grad_norm"]), optax.adam(lr, eps=1e-5))
-
-  def observe(obs, moments):
-    """What the networks see: raw, or standardised by running moments, clipped to ±10."""
-    if not config.normalize_observations:
-      return obs
-    return stats.normalize(moments, obs.astype(jnp.float32), clip=10.0)
+  make_tx = lambda hp: make_optimizer(config, hp)
+  observe = lambda obs, moments: observe_with(config, obs, moments)
 
   # ------------------------------------------------------------------ collect
   def collect(runner: RunnerState):
@@ -372,17 +485,11 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
     key, k_reward, k_perm = jax.random.split(runner.key, 3)
 
     # ---------------------------------- rewards, per-channel GAE, advantages
-    # Every channel's reward from the modules' current state, then their update.
-    r, reward_state, reward_metrics = reward_and_update(   # r: [T, N, C]
-        channels, runner.reward_state, tr, k_reward)
-    gae_args = (r, traj.value, v_next_true, v_next_seq, tr.terminated, tr.truncated,
-                trainer.channel_gammas(hp, unresolved_gammas), channels.episodic,
-                hp["gae_lambda"])
-    if runner.meta is None:
-      advantages, targets = ppo_advantages(*gae_args, trainer.channel_coefs(hp, channels))
-    else:      # learned coefficients: the meta-step needs each channel's advantages
-      adv_c, targets = multichannel_gae(*gae_args)
-      advantages = jnp.sum(adv_c * runner.meta.coefs, axis=-1)
+    r, reward_state, reward_metrics, adv_c, targets = channel_advantages(
+        st, runner.reward_state, traj, v_next_seq, v_next_true, hp, k_reward)
+    # Combined by the channels' coefficients, or by the learned ones.
+    coefs = trainer.channel_coefs(hp, channels) if runner.meta is None else runner.meta.coefs
+    advantages = jnp.sum(adv_c * coefs, axis=-1)
 
     # ------------------------------------------------ epochs × minibatches
     # Only what the loss reads is shuffled into minibatches, observations as the
@@ -422,16 +529,9 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
 
   def init(key: jax.Array, hparams=None) -> RunnerState:
     hp = trainer.resolve_hparams(defaults, hparams)
-    st = trainer.start(key, env, env_params, network, channels, config.num_steps, num_envs)
-    with sharding.data_axis(None):   # replicated, as the reward state
-      obs_moments = stats.moments_update(stats.moments_init(obs_shape),
-                                         st.example.obs.astype(jnp.float32), axes=(0, 1))
-    opt_state = make_tx(hp).init(ravel_pytree(st.params)[0])
     meta = (None if coef_learner is None
             else coef_learner.init(trainer.channel_coefs(hp, channels)))
-    return RunnerState(st.params, opt_state, st.reward_state, obs_moments, st.env_state,
-                       st.obs, episodes.init(num_envs, episode_metric_names), st.key, meta,
-                       None if evaluate is None else evaluation.init_metrics())
+    return start_runner(config, st, env, env_params, key, hp)._replace(meta=meta)
 
   def policy_act(runner: RunnerState):
     """The policy evaluation runs: the mode of π(·|s), or a sample with ``eval_sampled``."""
@@ -440,14 +540,5 @@ def make_train(config: PPOConfig, env, env_params, rewards=None,
       return policy.sample(key, out)[2] if config.eval_sampled else policy.mode(out)
     return act
 
-  def body(runner, i, hparams=None):
-    hp, scheduled = trainer.scheduled(trainer.resolve_hparams(defaults, hparams),
-                                      coef_schedules, i, config.num_updates)
-    runner, metrics = update(runner, hp)
-    metrics.update(scheduled)
-    runner, metrics = evaluation.after_update(evaluate, config, config.num_updates, runner, i,
-                                              metrics, policy_act)
-    return runner, trainer.report(callback, metrics, i, config.batch_size)
-
-  return trainer.Trainer(init, body, config.num_updates, TrainOutput, mesh=mesh,
-                         sweepable=tuple(defaults))
+  return trainer.Trainer(init, make_body(config, st, update, policy_act, callback),
+                         config.num_updates, TrainOutput, mesh=mesh, sweepable=tuple(defaults))

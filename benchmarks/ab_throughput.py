@@ -12,7 +12,9 @@ Rows: ``ppo`` (extrinsic reward only), ``ppo+counts`` (a count bonus as a second
 channel), ``pqn``, ``dqn``, on CartPole-v1 with each agent's defaults but
 ``num_envs``. Each cell is the median of ``--repeats`` calls of one compiled
 program (``seeds × total_timesteps`` env steps per call); the ratio is this
-checkout's steps/s over the base's.
+checkout's steps/s over the base's; "same program" says whether both revisions
+compiled the same optimised HLO (source metadata left out), in which case any
+ratio away from 1 is the machine's noise.
 """
 
 from __future__ import annotations
@@ -76,6 +78,20 @@ def compile_vmapped(train, seeds: int):
   return jax.jit(jax.vmap(train)).lower(keys).compile(), keys
 
 
+def program_text(compiled) -> str:
+  """The optimised HLO without source metadata (file names, lines, stack frames),
+  so two revisions that trace the same program print the same text."""
+  lines, skip = [], False
+  for line in re.sub(r", metadata=\{[^}]*\}", "", compiled.as_text()).splitlines():
+    if line.strip() in ("FileNames", "FunctionNames", "FileLocations", "StackFrames"):
+      skip = True
+    elif skip and not line.strip():
+      skip = False
+    elif not skip and not line.startswith("HloModule "):
+      lines.append(line)
+  return "\n".join(lines)
+
+
 def time_call(compiled, keys) -> float:
   start = time.perf_counter()
   jax.block_until_ready(compiled(keys))
@@ -97,8 +113,8 @@ def main(argv=None) -> int:
     steps = args.seeds * args.total_timesteps
     print(f"this checkout vs {args.base}: {steps:,} env steps per call, median of "
           f"{args.repeats} interleaved calls, device {jax.devices()[0]}\n")
-    print("| row | num_envs | base steps/s | this steps/s | ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| row | num_envs | base steps/s | this steps/s | ratio | same program |")
+    print("|---|---:|---:|---:|---:|---|")
     for row in args.rows:
       for n in args.num_envs:
         programs = [compile_vmapped(build(pkg, row, n, args.total_timesteps), args.seeds)
@@ -110,8 +126,9 @@ def main(argv=None) -> int:
           for i, (compiled, keys) in enumerate(programs):
             times[i].append(time_call(compiled, keys))
         base_sps, this_sps = (steps / statistics.median(t) for t in times)
+        same = program_text(programs[0][0]) == program_text(programs[1][0])
         print(f"| {row} | {n} | {base_sps:,.0f} | {this_sps:,.0f} | "
-              f"{this_sps / base_sps:.3f} |", flush=True)
+              f"{this_sps / base_sps:.3f} | {'yes' if same else 'no'} |", flush=True)
   return 0
 
 
