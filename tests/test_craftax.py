@@ -187,13 +187,16 @@ TINY_AGENTS = {
     "dqn": (dqn, dict(learning_starts=0, minibatch_size=4, buffer_size=64, hidden_sizes=(8,),
                       target_update_interval=4)),
     "pqn": (pqn, dict(update_epochs=1, num_minibatches=1, hidden_sizes=(8,))),
+    "ppo-gru": (ppo, dict(update_epochs=1, num_minibatches=1, network="gru", rnn_hidden=8,
+                          head_hidden=8)),
 }
 
 
 @pytest.mark.parametrize("agent", sorted(TINY_AGENTS))
 def test_agents_average_env_episode_metrics_over_the_episodes_that_ended(agent):
   module, kwargs = TINY_AGENTS[agent]
-  config_cls = {"ppo": ppo.PPOConfig, "dqn": dqn.DQNConfig, "pqn": pqn.PQNConfig}[agent]
+  config_cls = {"ppo": ppo.PPOConfig, "dqn": dqn.DQNConfig, "pqn": pqn.PQNConfig,
+                "ppo-gru": ppo.PPOConfig}[agent]
   env = CountedChain(length=4, num_actions=1, max_steps=10)   # every episode: 3 steps
   config = config_cls(num_envs=2, num_steps=2, total_timesteps=20, **kwargs)
   out = jax.jit(module.make_train(config, env, None))(jax.random.PRNGKey(0))

@@ -262,3 +262,23 @@ def test_sharded_gru_equals_single_device():
                         text=True, env=env, timeout=900, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
   assert "sharded PPO-GRU == single device" in proc.stdout
+
+
+def test_the_configured_encoder_is_the_gru_cores_first_layer():
+  """``PPOConfig.encoder`` reaches recurrent PPO: on xminigrid's uint8 grid ``"auto"``
+  puts tile embeddings (16 per channel) before the GRU, ``"flat"`` none."""
+  env, params = rjx.envs.make("xminigrid/MiniGrid-Empty-5x5")
+  shapes = {}
+  for name in ("auto", "flat"):
+    cfg = ppo.PPOConfig(network="gru", encoder=name, num_envs=4, num_steps=4, num_minibatches=2,
+                        total_timesteps=32, rnn_hidden=8, head_hidden=8)
+    runner = jax.eval_shape(ppo.make_train(cfg, env, params, check_rewards=False).init,
+                            jax.random.PRNGKey(0))
+    shapes[name] = {"/".join(str(getattr(k, "key", k)) for k in path): leaf.shape
+                    for path, leaf in jax.tree_util.tree_leaves_with_path(runner.params)}
+  tables = {k: v for k, v in shapes["auto"].items() if "embed_" in k}
+  assert sorted(v[1] for v in tables.values()) == [16, 16], shapes["auto"]
+  assert not any("embed_" in k for k in shapes["flat"])
+  # the GRU's input: 7·7·2·16 tile features vs 98 raw ids
+  gru_in = lambda s: max(v[0] for k, v in s.items() if "gru" in k.lower() and len(v) == 2)
+  assert gru_in(shapes["auto"]) == 7 * 7 * 2 * 16 and gru_in(shapes["flat"]) == 7 * 7 * 2
