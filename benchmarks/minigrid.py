@@ -25,6 +25,15 @@ discounted return, RND normalising itself); no per-task bonus tuning.
 
     python benchmarks/minigrid.py --tasks MiniGrid-Empty-8x8 --steps 200000 --seeds 2  # smoke
     python benchmarks/minigrid.py --tasks MiniGrid-DoorKey-8x8 --steps 2000000
+    python benchmarks/minigrid.py --throughput        # GRU PPO steps/s, baseline architecture
+
+``--throughput`` times recurrent PPO in the architecture of XLand-MiniGrid's
+single-task baseline (its ``training/train_single_task.py``: tile and colour
+embeddings of 16, 2×2 convolutions of 16, 32, 64 channels, a previous-action
+embedding of 16, GRU, heads of 256; 1 epoch × 16 minibatches, lr 1e-3) at a
+CPU size (``--num-envs 256 --num-steps 16``, ``--rnn-hidden 256``; the baseline
+runs 8192 × 16 with GRU 1024), evaluation off, compile excluded, beside the
+adapter's random-policy steps/s at the same number of environments.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import numpy as np
 
 import rewardjax as rjx
 from rewardjax import encoders, spec
-from rewardjax.agents import ppo
+from rewardjax.agents import ppo, ppo_recurrent
 
 from exploration import first_steps, fmt_first
 
@@ -106,6 +115,49 @@ def table_row(res) -> str:
   return "| " + " | ".join(cells) + " |" + (" NON-FINITE" if res["nonfinite"] else "")
 
 
+def baseline_architecture_train(task: str, num_envs: int, num_steps: int, rnn_hidden: int,
+                                updates: int):
+  """Recurrent PPO shaped like XLand-MiniGrid's single-task baseline (module docstring)."""
+  env, params = rjx.envs.make(f"xminigrid/{task}")
+  config = ppo.PPOConfig(network="gru", rnn_hidden=rnn_hidden, head_hidden=256,
+                         prev_action_embedding=16, num_envs=num_envs, num_steps=num_steps,
+                         update_epochs=1, num_minibatches=16, lr=1e-3,
+                         total_timesteps=updates * num_envs * num_steps)
+  num_ids = encoders.encoder_for("tiles", env.observation_space(params)).num_ids
+  encoder = encoders.TileEmbedding(num_ids=num_ids, features=16, conv_features=(16, 32, 64))
+  return ppo_recurrent.make_train(config, env, params, encoder=encoder), config
+
+
+def random_steps_per_s(task: str, num_envs: int, num_steps: int, repeats: int) -> float:
+  env, params = rjx.envs.make(f"xminigrid/{task}")
+  run = jax.jit(lambda key: rjx.envs.random_rollout(env, params, key, num_steps, num_envs))
+  jax.block_until_ready(run(jax.random.PRNGKey(0)))
+  times = []
+  for r in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(jax.random.PRNGKey(r + 1)))
+    times.append(time.perf_counter() - t0)
+  return num_envs * num_steps / float(np.median(times))
+
+
+def throughput(task: str, num_envs: int, num_steps: int, rnn_hidden: int, updates: int,
+               repeats: int) -> None:
+  train, config = baseline_architecture_train(task, num_envs, num_steps, rnn_hidden, updates)
+  t0 = time.perf_counter()
+  compiled = jax.jit(train).lower(jax.random.PRNGKey(0)).compile()
+  compile_s = time.perf_counter() - t0
+  times = []
+  for r in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(jax.random.PRNGKey(r)))
+    times.append(time.perf_counter() - t0)
+  steps = config.num_updates * config.batch_size
+  print(f"| {task} | recurrent PPO, baseline architecture, GRU {rnn_hidden}, {num_envs} envs × "
+        f"{num_steps} steps | {steps / float(np.median(times)):,.0f} | {compile_s:.0f} |")
+  print(f"| {task} | random policy, {num_envs} envs | "
+        f"{random_steps_per_s(task, num_envs, 256, repeats):,.0f} | – |", flush=True)
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +178,19 @@ def main(argv=None):
   p.add_argument("--eval-sampled", action="store_true",
                  help="evaluate samples of the policy instead of its mode (greedy)")
   p.add_argument("--out", default="runs/minigrid")
+  p.add_argument("--throughput", action="store_true",
+                 help="time GRU PPO in the xminigrid baseline's architecture instead")
+  p.add_argument("--rnn-hidden", type=int, default=256, help="--throughput: GRU size")
+  p.add_argument("--updates", type=int, default=40, help="--throughput: updates per timed call")
+  p.add_argument("--repeats", type=int, default=3, help="--throughput: timed calls (median)")
   args = p.parse_args(argv)
+  if args.throughput:
+    num_envs = 256 if args.num_envs == 64 else args.num_envs       # the CPU-sized baseline
+    num_steps = 16 if args.num_steps == 64 else args.num_steps
+    print("| task | what | env steps/s (median) | compile s |\n|---|---|---:|---:|")
+    for task in args.tasks:
+      throughput(task, num_envs, num_steps, args.rnn_hidden, args.updates, args.repeats)
+    return
   config_kwargs = dict(num_envs=args.num_envs, num_steps=args.num_steps, update_epochs=4,
                        num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef, gamma=0.99,
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
