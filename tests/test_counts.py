@@ -507,3 +507,42 @@ def test_a_single_transition_and_a_single_environment_stream():
   r_column = jax.jit(episodic.reward)(episodic.init(KEY, column), column)
   np.testing.assert_array_equal(_n(r_flat, 1.0), [1, 2, 1, 1])   # restarted after step 1
   np.testing.assert_allclose(r_column[:, 0], r_flat)
+
+
+def test_count_bonus_defaults_and_option_boundaries():
+  # Defaults: β = 0.01, "auto" keys (SimHash with 32 bits for floats, exact for
+  # integers), one hashed row of 2²⁰ cells (2¹⁶ per environment when episodic),
+  # and "total" batch counts.
+  obs = jnp.asarray(np.random.default_rng(2).normal(size=(4, 3)), jnp.float32)
+  batch = _batch(jnp.concatenate([obs, obs[:1]]))          # obs[0] visited twice
+  module = counts.count_bonus()
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 2**20)
+  assert state.key_params.projection.shape == (32, 3)
+  np.testing.assert_allclose(jax.jit(module.reward)(state, batch),
+                             0.01 / np.sqrt([2, 1, 1, 1, 2]), rtol=1e-6)
+  ints = _batch(jnp.array([[1, 2], [3, 4], [1, 2]], jnp.int32))
+  exact = counts.count_bonus()
+  exact_state = exact.init(KEY, ints)
+  assert exact_state.key_params == () and exact_state.counts.shape == (1, 2**20)
+  np.testing.assert_allclose(jax.jit(exact.reward)(exact_state, ints),
+                             0.01 / np.sqrt([2, 1, 2]), rtol=1e-6)
+  episodic = counts.count_bonus(episodic=True)
+  steps = _batch(jnp.zeros((2, 3, 2), jnp.int32), np.zeros((2, 3), bool))
+  assert episodic.init(KEY, steps).counts.shape == (1, 3, 2**16)
+  # The edges of the valid ranges are accepted.
+  zero = counts.count_bonus(beta=0, key_fn="exact", table_size=1, num_hashes=1)
+  np.testing.assert_array_equal(zero.reward(zero.init(KEY, ints), ints), [0.0, 0.0, 0.0])
+  counts.count_bonus(table_size=2**31 - 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"beta": -1.0}, "count_bonus: beta must be a finite number >= 0, got -1.0"),
+    ({"table_size": 0}, r"count_bonus: table_size must be an int in \[1, 2\^31\), got 0"),
+    ({"num_hashes": 0}, "count_bonus: num_hashes must be a positive int, got 0"),
+    ({"batch_counts": "later"},
+     "count_bonus: batch_counts must be 'sequential' or 'total', got 'later'"),
+])
+def test_count_bonus_option_errors_name_the_option_and_value(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    counts.count_bonus(**kwargs)
