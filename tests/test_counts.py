@@ -546,3 +546,58 @@ def test_count_bonus_defaults_and_option_boundaries():
 def test_count_bonus_option_errors_name_the_option_and_value(kwargs, message):
   with pytest.raises(ValueError, match=message):
     counts.count_bonus(**kwargs)
+
+
+def test_bonus_dtype_follows_a_floating_reward_and_is_float32_otherwise():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot")
+  batch = _batch(_deepsea_obs([0, 1, 1], size=2))
+  state = module.init(KEY, batch)
+  for reward, dtype in ((jnp.zeros(3, jnp.int32), jnp.float32), (jnp.zeros(3, bool), jnp.float32),
+                        (jnp.zeros(3, jnp.bfloat16), jnp.bfloat16)):
+    bonus = module.reward(state, batch._replace(reward=reward))
+    assert bonus.dtype == dtype
+    np.testing.assert_allclose(np.asarray(bonus, np.float32), [1, 2**-0.5, 2**-0.5], rtol=1e-2)
+
+
+def test_index_keys_out_of_range_are_clipped_into_the_table():
+  # Keys 3, 9 → 3, −5 → 0 and 0 for a key that promises [0, 4).
+  key = counts.StateKey(lambda k, o: (), lambda p, o: jnp.sum(o).astype(jnp.int32), lambda o: 4)
+  module = counts.count_bonus(beta=1.0, key_fn=key, batch_counts="sequential")
+  batch = _batch(jnp.array([[3], [9], [-5], [0]], jnp.int32))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 4)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [1, 2, 1, 2])
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts, [[2, 0, 0, 2]])
+  bad = counts.StateKey(lambda k, o: (), lambda p, o: jnp.ravel(o)[:2].astype(jnp.int32),
+                        lambda o: 4)
+  wrong = counts.count_bonus(key_fn=bad)
+  batch = _batch(jnp.zeros((3, 2), jnp.int32))
+  with pytest.raises(ValueError, match=r"one integer per observation, got \(2,\) int32"):
+    wrong.reward(wrong.init(KEY, batch), batch)
+
+
+def test_index_layout_boundaries():
+  # An index key of exactly table_size cells is exact: one row, whatever num_hashes says.
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", table_size=5, num_hashes=3)
+  batch = _batch(_deepsea_obs([0, 3, 3, 4], size=2))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 5)
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts, [[1, 0, 0, 2, 1]])
+  # An index key of exactly DEFAULT_TABLE_SIZE cells is exact by default, episodic too.
+  grid = counts.grid_key(0, counts.DEFAULT_TABLE_SIZE - 1)
+  ep = counts.count_bonus(key_fn=grid, episodic=True)
+  steps = _batch(jnp.zeros((2, 1, 1), jnp.int32), np.zeros((2, 1), bool))
+  assert ep.init(KEY, steps).counts.shape == (1, 1, counts.DEFAULT_TABLE_SIZE)
+
+
+def test_episodic_counts_of_a_single_transition():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True)
+  obs = _deepsea_obs([2, 2], size=2)
+  one = jax.tree.map(lambda x: x[0], _batch(obs))
+  state = module.init(KEY, one)
+  assert state.counts.shape == (1, 1, 5)
+  r, state, _ = module.reward_and_update(state, one, KEY)
+  assert r.shape == () and float(r) == 1.0
+  np.testing.assert_allclose(module.reward(state, one), 2**-0.5, rtol=1e-6)
