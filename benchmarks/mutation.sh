@@ -87,7 +87,7 @@ PROBE="${first//\//.}.x_$(sed -n 's/^def \([A-Za-z0-9_]*\).*/\1/p' "$ROOT/$src" 
 
 # A scratch copy of the working tree (tracked and untracked files, not ignored ones).
 git -C "$ROOT" ls-files -z --cached --others --exclude-standard \
-  | (cd "$ROOT" && xargs -0 cp --parents -t "$WORK")
+  | (cd "$ROOT" && xargs -0 cp -P --parents -t "$WORK")
 cd "$WORK"
 if [ "$GROUP" = agents ]; then rm -rf rewardjax/agents && mv agents rewardjax/agents; fi
 {

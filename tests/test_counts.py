@@ -507,3 +507,97 @@ def test_a_single_transition_and_a_single_environment_stream():
   r_column = jax.jit(episodic.reward)(episodic.init(KEY, column), column)
   np.testing.assert_array_equal(_n(r_flat, 1.0), [1, 2, 1, 1])   # restarted after step 1
   np.testing.assert_allclose(r_column[:, 0], r_flat)
+
+
+def test_count_bonus_defaults_and_option_boundaries():
+  # Defaults: β = 0.01, "auto" keys (SimHash with 32 bits for floats, exact for
+  # integers), one hashed row of 2²⁰ cells (2¹⁶ per environment when episodic),
+  # and "total" batch counts.
+  obs = jnp.asarray(np.random.default_rng(2).normal(size=(4, 3)), jnp.float32)
+  batch = _batch(jnp.concatenate([obs, obs[:1]]))          # obs[0] visited twice
+  module = counts.count_bonus()
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 2**20)
+  assert state.key_params.projection.shape == (32, 3)
+  np.testing.assert_allclose(jax.jit(module.reward)(state, batch),
+                             0.01 / np.sqrt([2, 1, 1, 1, 2]), rtol=1e-6)
+  ints = _batch(jnp.array([[1, 2], [3, 4], [1, 2]], jnp.int32))
+  exact = counts.count_bonus()
+  exact_state = exact.init(KEY, ints)
+  assert exact_state.key_params == () and exact_state.counts.shape == (1, 2**20)
+  np.testing.assert_allclose(jax.jit(exact.reward)(exact_state, ints),
+                             0.01 / np.sqrt([2, 1, 2]), rtol=1e-6)
+  episodic = counts.count_bonus(episodic=True)
+  steps = _batch(jnp.zeros((2, 3, 2), jnp.int32), np.zeros((2, 3), bool))
+  assert episodic.init(KEY, steps).counts.shape == (1, 3, 2**16)
+  # The edges of the valid ranges are accepted.
+  zero = counts.count_bonus(beta=0, key_fn="exact", table_size=1, num_hashes=1)
+  np.testing.assert_array_equal(zero.reward(zero.init(KEY, ints), ints), [0.0, 0.0, 0.0])
+  counts.count_bonus(table_size=2**31 - 1)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"beta": -1.0}, "count_bonus: beta must be a finite number >= 0, got -1.0"),
+    ({"table_size": 0}, r"count_bonus: table_size must be an int in \[1, 2\^31\), got 0"),
+    ({"num_hashes": 0}, "count_bonus: num_hashes must be a positive int, got 0"),
+    ({"batch_counts": "later"},
+     "count_bonus: batch_counts must be 'sequential' or 'total', got 'later'"),
+])
+def test_count_bonus_option_errors_name_the_option_and_value(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    counts.count_bonus(**kwargs)
+
+
+def test_bonus_dtype_follows_a_floating_reward_and_is_float32_otherwise():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot")
+  batch = _batch(_deepsea_obs([0, 1, 1], size=2))
+  state = module.init(KEY, batch)
+  for reward, dtype in ((jnp.zeros(3, jnp.int32), jnp.float32), (jnp.zeros(3, bool), jnp.float32),
+                        (jnp.zeros(3, jnp.bfloat16), jnp.bfloat16)):
+    bonus = module.reward(state, batch._replace(reward=reward))
+    assert bonus.dtype == dtype
+    np.testing.assert_allclose(np.asarray(bonus, np.float32), [1, 2**-0.5, 2**-0.5], rtol=1e-2)
+
+
+def test_index_keys_out_of_range_are_clipped_into_the_table():
+  # Keys 3, 9 → 3, −5 → 0 and 0 for a key that promises [0, 4).
+  key = counts.StateKey(lambda k, o: (), lambda p, o: jnp.sum(o).astype(jnp.int32), lambda o: 4)
+  module = counts.count_bonus(beta=1.0, key_fn=key, batch_counts="sequential")
+  batch = _batch(jnp.array([[3], [9], [-5], [0]], jnp.int32))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 4)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [1, 2, 1, 2])
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts, [[2, 0, 0, 2]])
+  bad = counts.StateKey(lambda k, o: (), lambda p, o: jnp.ravel(o)[:2].astype(jnp.int32),
+                        lambda o: 4)
+  wrong = counts.count_bonus(key_fn=bad)
+  batch = _batch(jnp.zeros((3, 2), jnp.int32))
+  with pytest.raises(ValueError, match=r"one integer per observation, got \(2,\) int32"):
+    wrong.reward(wrong.init(KEY, batch), batch)
+
+
+def test_index_layout_boundaries():
+  # An index key of exactly table_size cells is exact: one row, whatever num_hashes says.
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", table_size=5, num_hashes=3)
+  batch = _batch(_deepsea_obs([0, 3, 3, 4], size=2))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (1, 5)
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts, [[1, 0, 0, 2, 1]])
+  # An index key of exactly DEFAULT_TABLE_SIZE cells is exact by default, episodic too.
+  grid = counts.grid_key(0, counts.DEFAULT_TABLE_SIZE - 1)
+  ep = counts.count_bonus(key_fn=grid, episodic=True)
+  steps = _batch(jnp.zeros((2, 1, 1), jnp.int32), np.zeros((2, 1), bool))
+  assert ep.init(KEY, steps).counts.shape == (1, 1, counts.DEFAULT_TABLE_SIZE)
+
+
+def test_episodic_counts_of_a_single_transition():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True)
+  obs = _deepsea_obs([2, 2], size=2)
+  one = jax.tree.map(lambda x: x[0], _batch(obs))
+  state = module.init(KEY, one)
+  assert state.counts.shape == (1, 1, 5)
+  r, state, _ = module.reward_and_update(state, one, KEY)
+  assert r.shape == () and float(r) == 1.0
+  np.testing.assert_allclose(module.reward(state, one), 2**-0.5, rtol=1e-6)

@@ -6,6 +6,7 @@ import pytest
 
 from rewardjax import q_targets
 from rewardjax import value_mapping as vm
+from rewardjax.agents import dqn
 from rewardjax.agents import pqn
 
 F, T = False, True
@@ -235,3 +236,74 @@ def test_value_mapping_names_identity_fast_path_and_argument_checks():
   for delta in (0.0, -1.0, float("inf"), "1"):
     with pytest.raises(ValueError, match=f"logarithmic: delta must be > 0, got {delta!r}"):
       vm.logarithmic(delta=delta)
+
+
+# ------------------------------------------- the agents' losses, called as they call them
+
+
+def _lookup(params, obs):
+  """A Q "network" that looks its values up: ``obs [..., 1]`` holds a state index."""
+  return params[obs[..., 0].astype(jnp.int32)]
+
+
+def _log_np(x, c=0.5, delta=0.02):
+  return np.sign(x) * c * np.log1p(np.abs(x) / delta)
+
+
+def _log_inv_np(y, c=0.5, delta=0.02):
+  return np.sign(y) * delta * np.expm1(np.abs(y) / c)
+
+
+def _one_step_batch(reward):
+  """One 1-step sequence from state 0 (action 0) to state 1, no episode end."""
+  return dqn.Stored(obs=jnp.array([[[0.0]]]), action=jnp.array([[0]]),
+                    reward=jnp.array([[reward]], jnp.float32), next_obs=jnp.array([[[1.0]]]),
+                    terminated=jnp.zeros((1, 1), bool), truncated=jnp.zeros((1, 1), bool))
+
+
+def test_q_loss_selects_greedy_actions_in_regular_space_under_log_mappings():
+  """With log-mapped heads the greedy action maximises Σ_c coef_c·f⁻¹(q̃_c), which here
+  differs from the argmax of the mapped sum Σ_c coef_c·q̃_c, for the target network
+  (DQN) and for the online network (Double DQN)."""
+  q_on = np.zeros((2, 2, 2), np.float32)
+  q_tg = np.zeros((2, 2, 2), np.float32)
+  q_on[0, 0] = [0.5, -0.3]                   # the taken value (mapped)
+  q_on[1] = [[3.0, 0.0], [2.0, 2.0]]         # mapped sums 3 < 4; regular 8.05 > 2.14: a* = 0
+  q_tg[1] = [[1.8, 0.0], [-1.0, 2.5]]        # mapped sums 1.8 > 1.5; regular 0.71 < 2.82: a* = 1
+  assert np.argmax(_log_inv_np(q_on[1]).sum(-1)) != np.argmax(q_on[1].sum(-1))
+  assert np.argmax(_log_inv_np(q_tg[1]).sum(-1)) != np.argmax(q_tg[1].sum(-1))
+  reward, gammas = np.array([1.0, -0.5]), np.array([0.9, 0.5])
+  log = vm.logarithmic()
+  for double, a_star in ((False, 1), (True, 0)):
+    loss, metrics = dqn.q_loss(_lookup, jnp.asarray(q_on), jnp.asarray(q_tg),
+                               _one_step_batch(reward), coefs=(1.0, 1.0), gammas=(0.9, 0.5),
+                               episodic=(True, True), mappings=(log, log), double_dqn=double,
+                               loss="mse")
+    target = reward + gammas * _log_inv_np(q_tg[1, a_star].astype(np.float64))
+    want = (0.5 * (q_on[0, 0] - _log_np(target))**2).sum()
+    np.testing.assert_allclose(loss, want, rtol=1e-5, err_msg=f"double_dqn={double}")
+    np.testing.assert_allclose(metrics["loss"], loss, rtol=0)
+    np.testing.assert_allclose(metrics["q_mean"], q_on[0, 0].mean(), rtol=1e-6)
+
+
+def test_q_loss_default_is_the_huber_loss():
+  q_on = np.zeros((2, 2, 1), np.float32)
+  q_on[0, 0] = [4.0]
+  q_tg = np.zeros((2, 2, 1), np.float32)
+  q_tg[1] = [[1.0], [2.0]]
+  batch = _one_step_batch([0.5])
+  loss, metrics = dqn.q_loss(_lookup, jnp.asarray(q_on), jnp.asarray(q_tg), batch,
+                             coefs=(1.0,), gammas=(0.5,), episodic=(True,),
+                             mappings=(vm.identity(),), double_dqn=False)
+  # G = .5 + .5·2 = 1.5; error 2.5 > 1: Huber gives 2.5 − .5 = 2 (½·error² would be 3.125).
+  np.testing.assert_allclose(loss, 2.0, rtol=1e-6)
+  np.testing.assert_allclose(metrics["loss"], 2.0, rtol=1e-6)
+
+
+def test_pqn_loss_reports_its_loss():
+  q = jnp.array([[[0.0, 1.0], [2.0, -1.0]]])
+  loss, metrics = pqn.pqn_loss(_lookup, q, jnp.zeros((2, 1)), jnp.array([1, 0]),
+                               jnp.array([[2.5, 0.0], [0.0, 1.0]]), "mse")
+  # q_taken = [[2, −1], [0, 1]], errors [[−.5, −1], [0, 0]]: Σ_c mean_b ½·err² = .0625 + .25.
+  np.testing.assert_allclose(loss, 0.3125, rtol=1e-6)
+  np.testing.assert_allclose(metrics["loss"], 0.3125, rtol=1e-6)

@@ -243,3 +243,137 @@ def test_beta_shape_error():
 def test_uniform_redistribution_needs_time_axis():
   with pytest.raises(ValueError, match="time axis"):
     uniform_redistribution(1.0, True)
+
+
+# ----------------------------------------------------------------------------
+# Batches, dtypes, defaults and numeric masks against a per-row NumPy reference.
+
+
+def _reference(attention, reward, mask, beta):
+  """``r_t = β·R·w_t + (1 − β)·R·1[t = t_last]`` row by row in float64 NumPy."""
+  attention = np.asarray(attention, np.float64)
+  mask = np.asarray(mask) != 0
+  reward = np.broadcast_to(np.asarray(reward, np.float64), attention.shape[:-1])
+  beta = np.broadcast_to(np.asarray(beta, np.float64), attention.shape[:-1])
+  out = np.zeros(attention.shape)
+  for i in np.ndindex(attention.shape[:-1]):
+    valid = np.flatnonzero(mask[i])
+    if valid.size == 0:
+      continue
+    a = np.where(mask[i], np.maximum(attention[i], 0.0), 0.0)
+    w = a / a.sum() if a.sum() > 0 else mask[i] / valid.size
+    last = np.zeros(mask.shape[-1])
+    last[valid[-1]] = 1.0
+    out[i] = np.where(mask[i], beta[i] * reward[i] * w + (1 - beta[i]) * reward[i] * last, 0.0)
+  return out
+
+
+def test_default_beta_is_pure_attention_credit():
+  attention = jnp.array([1.0, 3.0, 0.0, 4.0])
+  mask = jnp.array([True, True, True, False])
+  out = redistribute(attention, 8.0, mask)
+  np.testing.assert_allclose(out, [2.0, 6.0, 0.0, 0.0], rtol=RTOL)
+
+
+def test_any_nonzero_mask_value_marks_a_valid_step():
+  # Valid steps 1, 3 and 4 (mask values 2, 5, -1); the last valid step is 4.
+  mask = jnp.array([0, 2, 0, 5, -1, 0])
+  attention = jnp.array([1.0, 1.0, 1.0, 3.0, 1.0, 9.0])
+  out = redistribute(attention, 6.0, mask, 0.5)
+  # w = [0, .2, 0, .6, .2, 0]; out = 3·w + 3·1[t = 4].
+  np.testing.assert_allclose(out, [0.0, 0.6, 0.0, 1.8, 3.6, 0.0], rtol=RTOL)
+  np.testing.assert_array_equal(last_valid_step(mask), [0, 0, 0, 0, 1, 0])
+
+
+def test_last_valid_step_of_batched_masks_with_empty_rows():
+  rng = np.random.default_rng(0)
+  mask = rng.integers(-1, 2, size=(3, 4, 6)) * rng.integers(0, 2, size=(3, 4, 6))
+  mask[0, 1] = 0                        # rows without a valid step
+  mask[2, 3] = 0
+  mask[1, 2] = [0, 0, 0, 0, 0, 7]       # only the final step valid
+  expected = np.zeros(mask.shape, bool)
+  for i in np.ndindex(mask.shape[:-1]):
+    valid = np.flatnonzero(mask[i])
+    if valid.size:
+      expected[i + (valid[-1],)] = True
+  np.testing.assert_array_equal(last_valid_step(jnp.asarray(mask)), expected)
+  np.testing.assert_array_equal(
+      last_valid_step(jnp.array([[0, 0, 0, 0], [0, 3, 0, 0], [1, 0, 0, 0]])),
+      [[0, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+
+
+def test_batched_rows_match_the_per_row_reference():
+  rng = np.random.default_rng(1)
+  attention = rng.uniform(0.0, 1.0, size=(2, 3, 5)) * (rng.uniform(size=(2, 3, 5)) > 0.3)
+  mask = rng.uniform(size=(2, 3, 5)) > 0.4
+  mask[:, :, 1] = True
+  attention[0, 0] = 0.0                              # no attention mass: uniform
+  attention[0, 1] = [0.0, 0.0, 0.0, -1.0, 0.0]       # one valid step, zero attention
+  mask[0, 1] = [False, False, True, False, False]
+  mask[1, 2] = False                                 # no valid step
+  attention[1, 0] = [0.1, 0.05, 0.2, 0.1, 0.05]      # attention mass below 1
+  mask[1, 0] = True
+  reward = rng.normal(size=(2, 3)) * 5
+  beta = rng.uniform(size=(2, 3))
+  out = redistribute(attention.astype(np.float32), reward.astype(np.float32), mask,
+                     beta.astype(np.float32))
+  np.testing.assert_allclose(out, _reference(attention, reward, mask, beta), rtol=RTOL,
+                             atol=1e-5)
+  np.testing.assert_allclose(out[0, 1], [0.0, 0.0, reward[0, 1], 0.0, 0.0], rtol=RTOL)
+  uniform = uniform_redistribution(reward.astype(np.float32), mask)
+  np.testing.assert_allclose(uniform, _reference(np.ones(mask.shape), reward, mask, 1.0),
+                             rtol=RTOL, atol=1e-5)
+
+
+def test_one_valid_step_without_attention_gets_the_whole_return():
+  mask = jnp.array([False, True, False])
+  for beta in (1.0, 0.3):
+    np.testing.assert_allclose(redistribute(jnp.zeros(3), 5.0, mask, beta), [0.0, 5.0, 0.0],
+                               rtol=RTOL)
+  np.testing.assert_allclose(uniform_redistribution(5.0, mask), [0.0, 5.0, 0.0], rtol=RTOL)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_low_precision_inputs_keep_their_dtype(dtype):
+  attention = jnp.array([[0.5, 1.5, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype)
+  mask = jnp.array([[True, True, True, False], [True, False, True, True]])
+  reward = jnp.array([4.0, 3.0], dtype)
+  out = redistribute(attention, reward, mask, 0.5)
+  assert out.dtype == dtype
+  np.testing.assert_allclose(np.asarray(out, np.float64),
+                             _reference(attention, reward, mask, 0.5), rtol=1e-2, atol=1e-2)
+  uniform = uniform_redistribution(reward, mask)
+  assert uniform.dtype == dtype
+  np.testing.assert_allclose(np.asarray(uniform, np.float64),
+                             _reference(np.ones(mask.shape), reward, mask, 1.0), rtol=1e-2)
+
+
+def test_mixed_precision_inputs_promote():
+  mask = jnp.ones(3, bool)
+  half = jnp.array([1.0, 1.0, 2.0], jnp.float16)
+  full = jnp.array([1.0, 1.0, 2.0], jnp.float32)
+  assert redistribute(half, jnp.float32(4.0), mask).dtype == jnp.float32
+  assert redistribute(full, jnp.float16(4.0), mask).dtype == jnp.float32
+  np.testing.assert_allclose(redistribute(full, jnp.float16(4.0), mask), [1.0, 1.0, 2.0])
+
+
+def test_integer_inputs_with_fractional_beta():
+  out = redistribute(jnp.array([[1, 1, 2]]), jnp.array([8]), jnp.array([[1, 1, 1]]), 0.5)
+  assert out.dtype == jnp.float32
+  # w = [1/4, 1/4, 1/2]: 4·w plus 4 at the last step.
+  np.testing.assert_allclose(out, [[1.0, 1.0, 6.0]], rtol=RTOL)
+  uniform = uniform_redistribution(jnp.array([6]), jnp.array([[0, 1, 1, 1]]))
+  assert uniform.dtype == jnp.float32
+  np.testing.assert_allclose(uniform, [[0.0, 2.0, 2.0, 2.0]], rtol=RTOL)
+
+
+def test_shape_error_messages_name_the_shapes():
+  with pytest.raises(ValueError, match=r"attention's batch shape \(2, 3\) \(attention is "
+                                       r"\[\.\.\., T\] = \(2, 3, 5\)\)"):
+    redistribute(jnp.ones((2, 3, 5)), jnp.ones(2), jnp.ones((2, 3, 5), bool))
+  with pytest.raises(ValueError, match=r"mask shape \(2, 4\) must equal attention shape "
+                                       r"\(2, 5\)"):
+    redistribute(jnp.ones((2, 5)), jnp.ones(2), jnp.ones((2, 4), bool))
+  with pytest.raises(ValueError, match=r"beta shape \(3,\) does not broadcast to reward "
+                                       r"shape \(2,\)"):
+    redistribute(jnp.ones((2, 3)), jnp.ones(2), jnp.ones((2, 3), bool), jnp.ones(3))
