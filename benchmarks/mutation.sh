@@ -9,7 +9,7 @@
 #            count_episodic pieces
 #   rewards  rewards/redistribution, rewards/channels, rewards/transforms
 #   agents   the loss and target functions of agents/ppo.py (ppo_advantages,
-#            ppo_loss), agents/pqn.py (pqn_targets, pqn_loss) and agents/dqn.py
+#            ppo_loss, ppo_loss_from_outputs), agents/pqn.py (pqn_targets, pqn_loss) and agents/dqn.py
 #            (q_loss); the rest of those files (make_train) is mutated but its
 #            mutants are skipped: only training runs would test them
 # MODULEs (paths as listed below) restrict a run to part of its group.
@@ -66,6 +66,7 @@ case "$GROUP" in
     # there so that mutmut (source_paths = rewardjax) mutates it.
     MODULES=(rewardjax/agents/ppo.py rewardjax/agents/pqn.py rewardjax/agents/dqn.py)
     FUNCTIONS=(rewardjax.agents.ppo.x_ppo_advantages rewardjax.agents.ppo.x_ppo_loss
+               rewardjax.agents.ppo.x_ppo_loss_from_outputs
                rewardjax.agents.pqn.x_pqn_targets rewardjax.agents.pqn.x_pqn_loss
                rewardjax.agents.dqn.x_q_loss)
     TESTS=(tests/test_ppo_loss.py tests/test_q_targets.py
