@@ -439,7 +439,7 @@ def test_spec_kinds_build_each_module_with_the_environments_action_count():
   channels = parse("icm@feature_dim=8+e3b@ridge=0.5,embed=identity")
   rng = np.random.default_rng(10)
   obs = rng.normal(size=(6, 2, 4)).astype(np.float32)
-  batch = _batch(obs, obs + 0.1, action=rng.integers(0, 2, size=(6, 3)).astype(np.int32))
+  batch = _batch(obs, obs + 0.1, action=rng.integers(0, 2, size=(6, 2)).astype(np.int32))
   state = jax.jit(channels.init)(KEY, batch)
   e3b_state = state["e3b"].module                  # normalised: inside a transform
   np.testing.assert_allclose(e3b_state.cov_inv, np.broadcast_to(np.eye(4) / 0.5, (2, 4, 4)))
