@@ -167,8 +167,10 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=2_000_000, help="env steps per seed")
   p.add_argument("--seeds", type=int, default=8)
   p.add_argument("--seed", type=int, default=0, help="the seeds' keys are split(PRNGKey(seed))")
-  p.add_argument("--num-envs", type=int, default=64)
-  p.add_argument("--num-steps", type=int, default=64)
+  p.add_argument("--num-envs", type=int, default=None,
+                 help="default 64; with --throughput 256 (the CPU-sized baseline)")
+  p.add_argument("--num-steps", type=int, default=None,
+                 help="default 64; with --throughput 16 (the baseline's)")
   p.add_argument("--lr", type=float, default=5e-4)
   p.add_argument("--ent-coef", type=float, default=0.01)
   p.add_argument("--encoder", default="auto", choices=encoders.ENCODERS,
@@ -185,14 +187,13 @@ def main(argv=None):
   p.add_argument("--repeats", type=int, default=3, help="--throughput: timed calls (median)")
   args = p.parse_args(argv)
   if args.throughput:
-    num_envs = 256 if args.num_envs == 64 else args.num_envs       # the CPU-sized baseline
-    num_steps = 16 if args.num_steps == 64 else args.num_steps
+    num_envs, num_steps = args.num_envs or 256, args.num_steps or 16
     print("| task | what | env steps/s (median) | compile s |\n|---|---|---:|---:|")
     for task in args.tasks:
       throughput(task, num_envs, num_steps, args.rnn_hidden, args.updates, args.repeats)
     return
-  config_kwargs = dict(num_envs=args.num_envs, num_steps=args.num_steps, update_epochs=4,
-                       num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef, gamma=0.99,
+  config_kwargs = dict(num_envs=args.num_envs or 64, num_steps=args.num_steps or 64,
+                       update_epochs=4, num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef, gamma=0.99,
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                        eval_sampled=args.eval_sampled)
