@@ -193,7 +193,8 @@ def main(argv=None):
       throughput(task, num_envs, num_steps, args.rnn_hidden, args.updates, args.repeats)
     return
   config_kwargs = dict(num_envs=args.num_envs or 64, num_steps=args.num_steps or 64,
-                       update_epochs=4, num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef, gamma=0.99,
+                       update_epochs=4, num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef,
+                       gamma=0.99,
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                        eval_sampled=args.eval_sampled)
