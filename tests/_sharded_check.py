@@ -30,7 +30,8 @@ def split_envs(tree):
 
 
 def same_on_devices(stacked, single, exact):
-  for got, want in zip(jax.tree.leaves(stacked), jax.tree.leaves(single)):
+  # (NumPy copies first: indexing a device array compiles a program per index)
+  for got, want in zip(map(np.asarray, jax.tree.leaves(stacked)), jax.tree.leaves(single)):
     for d in range(D):
       if exact:
         np.testing.assert_array_equal(got[d], want)
@@ -47,27 +48,28 @@ def check_reward_statistics():
 
   def sharded_update(module, state):
     fn = lambda s, b, k: module.update(s, b, k)
-    return sharding.shard(fn, mesh, (False, True, False))(state, split_envs(batch), key)
+    return jax.jit(sharding.shard(fn, mesh, (False, True, False)))(state, split_envs(batch), key)
 
   # Count table (SimHash over CartPole's continuous observations): exact.
   counts = rjx.rewards.count_bonus(beta=0.1)
   s0 = counts.init(key, batch)
-  s0, _ = counts.update(s0, batch, key)          # a non-empty table to start from
-  single, _ = counts.update(s0, batch, key)
+  s0, _ = jax.jit(counts.update)(s0, batch, key)          # a non-empty table to start from
+  single, _ = jax.jit(counts.update)(s0, batch, key)
   sharded, _ = sharded_update(counts, s0)
   assert int(single.counts.sum()) == 2 * batch.reward.size
   same_on_devices(sharded.counts, single.counts, exact=True)
   # Bonuses ("total", the default): the count after every device's visits, as on one device.
   bonus = lambda s, b, k: (counts.reward_and_update(s, b, k)[0], ())
-  single_b = bonus(s0, batch, key)[0]
-  sharded_b = sharding.shard(bonus, mesh, (False, True, False))(s0, split_envs(batch), key)[0]
+  single_b = jax.jit(bonus)(s0, batch, key)[0]
+  sharded_b = jax.jit(sharding.shard(bonus, mesh, (False, True, False)))(
+      s0, split_envs(batch), key)[0]
   np.testing.assert_array_equal(sharded_b, split_envs(single_b))
 
   # Running moments.
   m0 = stats.moments_update(stats.moments_init((4,)), batch.obs, axes=(0, 1))
-  single_m = stats.moments_update(m0, batch.next_obs, axes=(0, 1))
-  sharded_m = sharding.shard(
-      lambda m, x: (stats.moments_update(m, x, axes=(0, 1)), ()), mesh, (False, True))(
+  single_m = jax.jit(stats.moments_update, static_argnames="axes")(m0, batch.next_obs, axes=(0, 1))
+  sharded_m = jax.jit(sharding.shard(
+      lambda m, x: (stats.moments_update(m, x, axes=(0, 1)), ()), mesh, (False, True)))(
           m0, split_envs(batch.next_obs))[0]
   same_on_devices(sharded_m, single_m, exact=False)
 
@@ -75,7 +77,7 @@ def check_reward_statistics():
   # (update_proportion=1: every device trains on all of its samples).
   rnd = rjx.rewards.rnd(update_proportion=1.0, num_grad_steps=2)
   r0 = rnd.init(key, batch)
-  single_r, _ = rnd.update(r0, batch, key)
+  single_r, _ = jax.jit(rnd.update)(r0, batch, key)
   # Each device filters the returns of its own environments (all zero at init).
   local_returns = r0.returns._replace(ret=r0.returns.ret[:batch.reward.shape[1] // D])
   sharded_r, _ = sharded_update(rnd, r0._replace(returns=local_returns))
@@ -88,11 +90,11 @@ def check_reward_statistics():
   # An ensemble of RNDs: each member reduces across devices as RND alone does.
   ens = rjx.rewards.ensemble(rnd, n=2)
   e0 = ens.init(key, batch)
-  single_e, _ = ens.update(e0, batch, key)
+  single_e, _ = jax.jit(ens.update)(e0, batch, key)
   local = e0.members.returns._replace(ret=e0.members.returns.ret[:, :batch.reward.shape[1] // D])
   sharded_e, _ = sharded_update(ens, e0._replace(members=e0.members._replace(returns=local)))
   # (vmapped over members, the reductions sum in another order: a looser atol)
-  for got, want in zip(jax.tree.leaves(sharded_e.members.predictor_params),
+  for got, want in zip(map(np.asarray, jax.tree.leaves(sharded_e.members.predictor_params)),
                        jax.tree.leaves(single_e.members.predictor_params)):
     for d in range(D):
       np.testing.assert_allclose(got[d], want, rtol=2e-5, atol=2e-5)
@@ -111,7 +113,7 @@ def check_sharded_ppo():
   for k, v in single.metrics.items():
     assert out.metrics[k].shape == v.shape, (k, out.metrics[k].shape, v.shape)
   # Parameters stay replicated: every device holds the same copy.
-  for leaf in jax.tree.leaves(out.runner_state.params):
+  for leaf in map(np.asarray, jax.tree.leaves(out.runner_state.params)):
     assert leaf.shape[0] == D
     for d in range(1, D):
       np.testing.assert_array_equal(leaf[d], leaf[0])
@@ -275,12 +277,13 @@ def check_intrinsic_zoo():
     def run(b, k, module=module):
       r, state, _ = module.reward_and_update(module.init(k, b), b, k)
       return (r, state), ()
-    (single_r, single_s), _ = run(batch, key)
-    (sharded_r, sharded_s), _ = sharding.shard(run, mesh, (True, False))(split_envs(batch), key)
+    (single_r, single_s), _ = jax.jit(run)(batch, key)
+    (sharded_r, sharded_s), _ = jax.jit(sharding.shard(run, mesh, (True, False)))(
+        split_envs(batch), key)
     np.testing.assert_allclose(sharded_r, split_envs(single_r), rtol=2e-4, atol=1e-6,
                                err_msg=name)
     # Adam divides near-zero gradients by their root: float noise shows.
-    for got, want in zip(jax.tree.leaves(sharded_s.embed_params),
+    for got, want in zip(map(np.asarray, jax.tree.leaves(sharded_s.embed_params)),
                          jax.tree.leaves(single_s.embed_params)):
       for d in range(D):
         np.testing.assert_allclose(got[d], want, rtol=1e-4, atol=2e-5, err_msg=name)
