@@ -138,6 +138,12 @@ import jax
 import pytest
 from hypothesis import Phase, settings
 
+# Compiled programs are kept on disk, keyed by their HLO: the functions a mutant
+# leaves unchanged compile to the programs of the previous mutant and are read back
+# instead of recompiled; a changed function is a different program, so a new key.
+jax.config.update("jax_compilation_cache_dir", os.path.abspath("../jax-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
 # A property test that fails stops at its first failing example: shrinking it
 # (many more calls, each recompiled) would only turn kills into timeouts.
 settings.register_profile("mutants", phases=[Phase.explicit, Phase.reuse, Phase.generate])

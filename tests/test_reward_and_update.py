@@ -54,12 +54,14 @@ def test_fused_equals_reward_then_update(name):
   batch = (_rollout("DeepSea-bsuite", size=6) if "deepsea" in name else _rollout())
   module = CASES[name]()
   assert getattr(module, "reward_and_update", None) is not None
-  state = module.init(jax.random.PRNGKey(1), batch)
+  state = jax.jit(module.init)(jax.random.PRNGKey(1), batch)
+  fused_fn = jax.jit(lambda s, b, k: reward_and_update(module, s, b, k))
+  two_calls_fn = jax.jit(lambda s, b, k: _two_calls(module, s, b, k))
   for i in range(3):    # several batches, so later ones see earlier counts
     b = _rollout("DeepSea-bsuite", size=6, seed=i) if "deepsea" in name else _rollout(seed=i)
     key = jax.random.PRNGKey(10 + i)
-    fused = jax.jit(lambda s, b, k: reward_and_update(module, s, b, k))(state, b, key)
-    _assert_same(fused, jax.jit(lambda s, b, k: _two_calls(module, s, b, k))(state, b, key))
+    fused = fused_fn(state, b, key)
+    _assert_same(fused, two_calls_fn(state, b, key))
     state = fused[1]
 
 
