@@ -2,7 +2,9 @@
 
 Notebooks read their budget from ``RJX_NB_TIMESTEPS`` (env steps per seed) and
 ``RJX_NB_SEEDS``; this test shrinks both so each notebook runs in well under a
-minute and a half on a CPU. New notebooks are picked up automatically.
+minute and a half on a CPU (and ``RJX_NB_ARMS`` keeps three of the bonus zoo's
+eleven arms: tests/test_intrinsic_zoo.py trains every module in PPO). New
+notebooks are picked up automatically.
 
 The kernel must run the interpreter that runs pytest (the one with rewardjax
 installed). A ``python3`` kernel spec found on the Jupyter path may name a bare
@@ -32,6 +34,7 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 BUDGET_ENV = {
     "RJX_NB_TIMESTEPS": "20000",
     "RJX_NB_SEEDS": "2",
+    "RJX_NB_ARMS": "extrinsic,e3b,select",     # 05: three of its arms (each compiles apart)
     "JAX_PLATFORMS": "cpu",
     "MPLBACKEND": "Agg",
 }
