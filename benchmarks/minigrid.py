@@ -30,8 +30,9 @@ each arm's spec. ``--env-kwargs max_steps=N`` changes every task's episode limit
 
     python benchmarks/minigrid.py --tasks MiniGrid-Empty-8x8 --steps 200000 --seeds 2  # smoke
     python benchmarks/minigrid.py --tasks MiniGrid-DoorKey-8x8 --steps 2000000
-    python benchmarks/minigrid.py --tasks MiniGrid-DoorKey-16x16 --env-kwargs max_steps=256 \\
-        --arms ppo "ppo+counts@coef=0.05" "ep=extrinsic+counts@episodic=true"
+    python benchmarks/minigrid.py --tasks MiniGrid-Empty-16x16 --env-kwargs max_steps=48 \\
+        --encoder flat --steps 5000000 --eval-sampled \\
+        --arms ppo ppo+counts "ppo+counts@coef=0.1" "ep=extrinsic+counts@coef=0.1,episodic=true"
     python benchmarks/minigrid.py --throughput        # GRU PPO steps/s, baseline architecture
 
 ``--throughput`` times recurrent PPO in the architecture of XLand-MiniGrid's
@@ -239,20 +240,20 @@ def main(argv=None):
     for task in args.tasks:
       throughput(task, num_envs, num_steps, args.rnn_hidden, args.updates, args.repeats)
     return
-  try:
-    arms = parse_arms(args.arms)
-    env_kwargs = cli.parse_env_kwargs(args.env_kwargs)
-  except ValueError as e:
-    p.error(str(e))
   config_kwargs = dict(num_envs=args.num_envs or 64, num_steps=args.num_steps or 64,
                        update_epochs=4, num_minibatches=4, lr=args.lr, ent_coef=args.ent_coef,
                        gamma=0.99,
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                        eval_sampled=args.eval_sampled)
-  for task in args.tasks:          # every spec and env kwarg checked before anything compiles
-    for rewards in arms.values():
-      make_task(task, env_kwargs, rewards, config_kwargs["gamma"])
+  try:                             # every arm, spec and env kwarg checked before anything compiles
+    arms = parse_arms(args.arms)
+    env_kwargs = cli.parse_env_kwargs(args.env_kwargs)
+    for task in args.tasks:
+      for rewards in arms.values():
+        make_task(task, env_kwargs, rewards, config_kwargs["gamma"])
+  except ValueError as e:
+    p.error(str(e))
   os.makedirs(args.out, exist_ok=True)
   mode = "sampled" if args.eval_sampled else "greedy"
   print(f"PPO {config_kwargs}, {args.seeds} seeds per arm (vmapped), "

@@ -49,6 +49,16 @@ def test_main_refuses_a_bad_arm_or_env_kwarg_before_building_anything(capsys):
   assert "expected name=value" in capsys.readouterr().err
 
 
+def test_main_refuses_a_bad_spec_or_episode_limit_before_compiling(capsys):
+  pytest.importorskip("xminigrid")
+  with pytest.raises(SystemExit):
+    minigrid.main(["--tasks", "MiniGrid-Empty-5x5", "--arms", "ppo", "ppo+nonsense"])
+  assert "nonsense" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    minigrid.main(["--tasks", "MiniGrid-Empty-5x5", "--env-kwargs", "max_steps=0"])
+  assert "max_steps must be a positive integer" in capsys.readouterr().err
+
+
 def test_the_table_row_names_the_task_variant_and_the_arm_spec():
   res = {"task": "MiniGrid-Empty-16x16", "env_kwargs": {"max_steps": 100}, "arm": "c",
          "rewards": "extrinsic+counts@coef=0.1", "steps": 1000, "seeds": 2,
