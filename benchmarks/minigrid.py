@@ -19,12 +19,20 @@ each seed's own, never seen in training) and reports per seed whether its agent
 Every arm shares one PPO config; the observations (xminigrid's ``[7, 7, 2]``
 integer view) go through ``--encoder`` (``PPOConfig.encoder``; "auto" is the tile
 embedding, "flat" the 98 raw ids, ~16× cheaper per step on a CPU).
-Each arm is a ``--rewards`` spec with the library's defaults (bonus channels:
-coefficient 1, γ 0.99, non-episodic, counts normalised by the std of their
-discounted return, RND normalising itself); no per-task bonus tuning.
+Each arm is a ``--rewards`` spec (``parse_arms``): ``ppo``, ``ppo+counts`` and
+``ppo+rnd`` are the library's defaults (bonus channels: coefficient 1, γ 0.99,
+non-episodic, counts normalised by the std of their discounted return, RND
+normalising itself); ``ppo+<spec>`` adds any spec's terms to the extrinsic reward
+(``"ppo+counts@coef=0.05"``) and ``NAME=<spec>`` names a whole spec, so a bonus's
+options (coefficient, episodic) may be set per arm; the table and the json give
+each arm's spec. ``--env-kwargs max_steps=N`` changes every task's episode limit
+(the table names the variant).
 
     python benchmarks/minigrid.py --tasks MiniGrid-Empty-8x8 --steps 200000 --seeds 2  # smoke
     python benchmarks/minigrid.py --tasks MiniGrid-DoorKey-8x8 --steps 2000000
+    python benchmarks/minigrid.py --tasks MiniGrid-Empty-16x16 --env-kwargs max_steps=48 \\
+        --encoder flat --steps 5000000 --eval-sampled \\
+        --arms ppo ppo+counts "ppo+counts@coef=0.1" "ep=extrinsic+counts@coef=0.1,episodic=true"
     python benchmarks/minigrid.py --throughput        # GRU PPO steps/s, baseline architecture
 
 ``--throughput`` times recurrent PPO in the architecture of XLand-MiniGrid's
@@ -47,7 +55,7 @@ import jax
 import numpy as np
 
 import rewardjax as rjx
-from rewardjax import encoders, spec
+from rewardjax import cli, encoders, spec
 from rewardjax.agents import ppo, ppo_recurrent
 
 from exploration import first_steps, fmt_first
@@ -61,12 +69,47 @@ FINAL_SHARE = 0.1           # "final updates": the last 10 % of updates
 SOLVED_SUCCESS = 0.9        # a seed solved the task iff its final eval success ≥ 90 %
 
 
-def run_arm(task: str, arm: str, steps: int, seeds: int, config_kwargs: dict, seed: int = 0):
+def parse_arms(items) -> dict:
+  """``--arms`` -> ``{name: rewards spec}``, in order.
+
+  An item is a name of ``ARMS``, ``ppo+<spec>`` (the spec's terms added to
+  ``extrinsic``) or ``NAME=<spec>`` (the text before the first ``=`` holds no
+  ``@``, so ``ppo+counts@coef=0.05`` is the second form). Raises ``ValueError``
+  naming the item for an empty name or spec, or a name given twice.
+  """
+  arms = {}
+  for item in items:
+    head, eq, tail = item.partition("=")
+    if item in ARMS:
+      name, rewards = item, ARMS[item]
+    elif eq and "@" not in head:
+      name, rewards = head.strip(), tail.strip()
+    elif item.startswith("ppo+"):
+      name, rewards = item, "extrinsic+" + item[len("ppo+"):]
+    else:
+      raise ValueError(f"--arms: {item!r} is neither one of {sorted(ARMS)}, "
+                       "'ppo+<spec>' nor 'NAME=<spec>'")
+    if not name or not rewards or rewards.endswith("+"):
+      raise ValueError(f"--arms: {item!r} has an empty name or spec")
+    if name in arms:
+      raise ValueError(f"--arms: the arm name {name!r} is given twice")
+    arms[name] = rewards
+  return arms
+
+
+def make_task(task: str, env_kwargs: dict, rewards: str, gamma: float):
+  """``(env, params, channels)`` for ``xminigrid/<task>`` with ``env_kwargs`` and a spec."""
   env_id = "xminigrid/" + task
-  env, params = rjx.envs.make(env_id)
+  env, params = rjx.envs.make(env_id, **env_kwargs)
+  channels = spec.parse_rewards(rewards, env_id=env_id, env=env, env_params=params, gamma=gamma)
+  return env, params, channels
+
+
+def run_arm(task: str, arm: str, rewards_spec: str, steps: int, seeds: int, config_kwargs: dict,
+            seed: int = 0, env_kwargs: dict | None = None):
+  env_kwargs = dict(env_kwargs or {})
   cfg = ppo.PPOConfig(total_timesteps=steps, eval_goal_return=0.0, **config_kwargs)
-  rewards = spec.parse_rewards(ARMS[arm], env_id=env_id, env=env, env_params=params,
-                               gamma=cfg.gamma)
+  env, params, rewards = make_task(task, env_kwargs, rewards_spec, cfg.gamma)
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
   t0 = time.time()
   train = jax.jit(jax.vmap(ppo.make_train(cfg, env, params, rewards))).lower(keys).compile()
@@ -79,8 +122,9 @@ def run_arm(task: str, arm: str, steps: int, seeds: int, config_kwargs: dict, se
   hit = best > 0.0
   final = max(1, int(round(FINAL_SHARE * hit.shape[1])))
   result = {
-      "task": task, "arm": arm, "rewards": ARMS[arm], "steps": steps, "seeds": seeds,
-      "seed": seed, "config": str(cfg),
+      "task": task, "env_kwargs": env_kwargs,
+      "max_steps": int(params.max_steps_in_episode), "arm": arm, "rewards": rewards_spec,
+      "steps": steps, "seeds": seeds, "seed": seed, "config": str(cfg),
       "first_goal_steps": first_steps(hit, env_steps),
       "goal_in_final_updates": hit[:, -final:].any(1).tolist(),
       "final_mean_return": np.asarray(out.metrics["episode_return"])[:, -final:].mean(1).tolist(),
@@ -105,7 +149,8 @@ def run_arm(task: str, arm: str, steps: int, seeds: int, config_kwargs: dict, se
 def table_row(res) -> str:
   """One markdown row of the table ``main`` prints."""
   n = res["seeds"]
-  cells = [res["task"], res["arm"], f"{res['steps']:,}",
+  task = res["task"] + "".join(f" ({k} {v})" for k, v in res.get("env_kwargs", {}).items())
+  cells = [task, f"{res['arm']}: `{res['rewards']}`", f"{res['steps']:,}",
            f"{sum(f is not None for f in res['first_goal_steps'])}/{n}",
            f"{sum(res['goal_in_final_updates'])}/{n}"]
   cells += ([f"{sum(res['solved'])}/{n}", f"{np.mean(res['final_eval_success']):.2f}",
@@ -163,7 +208,10 @@ def main(argv=None):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--tasks", nargs="*", default=["MiniGrid-DoorKey-8x8"],
                  help="xminigrid ids (without the xminigrid/ prefix)")
-  p.add_argument("--arms", nargs="*", default=list(ARMS), choices=list(ARMS))
+  p.add_argument("--arms", nargs="*", default=list(ARMS),
+                 help=f"{', '.join(ARMS)}, ppo+<spec> or NAME=<spec> (module docstring)")
+  p.add_argument("--env-kwargs", nargs="*", default=[],
+                 help="name=value for every task, e.g. max_steps=256 (the episode limit)")
   p.add_argument("--steps", type=int, default=2_000_000, help="env steps per seed")
   p.add_argument("--seeds", type=int, default=8)
   p.add_argument("--seed", type=int, default=0, help="the seeds' keys are split(PRNGKey(seed))")
@@ -198,10 +246,18 @@ def main(argv=None):
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                        eval_sampled=args.eval_sampled)
+  try:                             # every arm, spec and env kwarg checked before anything compiles
+    arms = parse_arms(args.arms)
+    env_kwargs = cli.parse_env_kwargs(args.env_kwargs)
+    for task in args.tasks:
+      for rewards in arms.values():
+        make_task(task, env_kwargs, rewards, config_kwargs["gamma"])
+  except ValueError as e:
+    p.error(str(e))
   os.makedirs(args.out, exist_ok=True)
   mode = "sampled" if args.eval_sampled else "greedy"
   print(f"PPO {config_kwargs}, {args.seeds} seeds per arm (vmapped), "
-        f"seed {args.seed}, device {jax.devices()[0]}")
+        f"seed {args.seed}, env kwargs {env_kwargs}, device {jax.devices()[0]}")
   print()
   print("| task | arm | steps | reached goal (training) | goal in final 10 % of updates "
         f"| solved (final {mode} eval ≥ 90 %) | final {mode} success (mean) "
@@ -210,8 +266,9 @@ def main(argv=None):
   print("|---|---|---|---|---|---|---|---|---|---|---|")
   results = []
   for task in args.tasks:
-    for arm in args.arms:
-      res = run_arm(task, arm, args.steps, args.seeds, config_kwargs, args.seed)
+    for arm, rewards in arms.items():
+      res = run_arm(task, arm, rewards, args.steps, args.seeds, config_kwargs, args.seed,
+                    env_kwargs)
       results.append(res)
       print(table_row(res), flush=True)
       with open(os.path.join(args.out, "minigrid.json"), "w") as f:   # kept if stopped
