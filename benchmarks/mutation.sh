@@ -27,6 +27,8 @@
 # process per mutant, which here costs a fresh JAX backend and fresh compiles each
 # time (about 10 s a mutant instead of 1 s): a process whose JAX backend has
 # started cannot be forked safely, and importing gymnax (so rewardjax) starts it.
+# Compiled programs persist on disk within a run (the scratch copy's jax-cache/): the
+# programs a mutant leaves unchanged are read back, not compiled again.
 #
 # Environment: PYTHON (default: .venv/bin/python of this checkout, else python3),
 # MUTANT_TIMEOUT_S (per mutant, default 120), KILLED_BEFORE (the results.txt of
