@@ -1,4 +1,5 @@
-"""Exploration on MiniGrid (xminigrid): feed-forward PPO with and without bonuses.
+"""Exploration on MiniGrid (xminigrid): PPO (feed-forward, or GRU with ``--network gru``)
+with and without bonuses.
 
 For each task and arm, trains ``--seeds`` seeds in one vmapped call (keys
 ``split(PRNGKey(--seed), seeds)``; the evaluation episodes use keys folded from
@@ -230,7 +231,9 @@ def main(argv=None):
   p.add_argument("--out", default="runs/minigrid")
   p.add_argument("--throughput", action="store_true",
                  help="time GRU PPO in the xminigrid baseline's architecture instead")
-  p.add_argument("--rnn-hidden", type=int, default=256, help="--throughput: GRU size")
+  p.add_argument("--network", default="mlp", choices=("mlp", "gru"),
+                 help="PPOConfig.network: feed-forward, or recurrent PPO (GRU of --rnn-hidden)")
+  p.add_argument("--rnn-hidden", type=int, default=256, help="GRU size (--network gru, --throughput)")
   p.add_argument("--updates", type=int, default=40, help="--throughput: updates per timed call")
   p.add_argument("--repeats", type=int, default=3, help="--throughput: timed calls (median)")
   args = p.parse_args(argv)
@@ -245,7 +248,9 @@ def main(argv=None):
                        gamma=0.99,
                        hidden_sizes=(64, 64), activation="tanh", encoder=args.encoder,
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                       eval_sampled=args.eval_sampled)
+                       eval_sampled=args.eval_sampled, network=args.network)
+  if args.network == "gru":
+    config_kwargs.update(rnn_hidden=args.rnn_hidden, head_hidden=64)
   try:                             # every arm, spec and env kwarg checked before anything compiles
     arms = parse_arms(args.arms)
     env_kwargs = cli.parse_env_kwargs(args.env_kwargs)
