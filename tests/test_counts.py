@@ -1,6 +1,8 @@
 """Count bonuses: exact keys, SimHash, count-min sketch, episodic resets, ProgressCounts."""
 
 import math
+import re
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -601,3 +603,80 @@ def test_episodic_counts_of_a_single_transition():
   r, state, _ = module.reward_and_update(state, one, KEY)
   assert r.shape == () and float(r) == 1.0
   np.testing.assert_allclose(module.reward(state, one), 2**-0.5, rtol=1e-6)
+
+
+def _episodic_batch(cells, term=None, size=2):
+  """An episodic ``[T, N]`` batch of DeepSea one-hot observations of ``cells [T, N]``."""
+  cells = np.asarray(cells)
+  obs = _deepsea_obs(cells.reshape(-1), size=size).reshape(cells.shape + (size, size))
+  return _batch(obs, np.zeros(cells.shape, bool) if term is None else term)
+
+
+def test_episodic_tables_carry_over_until_an_episode_end_resets_them():
+  # Two updates: a table holding an earlier batch's visits keeps them while its
+  # episode runs on, and one episode end (a single done in the batch) restarts it.
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True))
+  ones = np.ones((2, 2), int)                              # [T, N]: every visit is to cell 1
+  state = module.init(KEY, _episodic_batch(ones))
+  assert state.counts.dtype == jnp.int32
+  end = np.zeros((2, 2), bool)
+  end[0, 0] = True                                         # env 0: its episode ends at step 0
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")                         # no dtype casts in the scatter
+    state, _ = module.update(state, _episodic_batch(ones), KEY)
+    np.testing.assert_array_equal(state.counts[0, :, 1], [2, 2])
+    state, _ = module.update(state, _episodic_batch(ones, end), KEY)
+  expected = np.zeros((1, 2, 5), int)
+  expected[0, :, 1] = [1, 4]                               # env 0: step 1 only; env 1: 2 + 2
+  np.testing.assert_array_equal(state.counts, expected)
+  assert state.counts.dtype == jnp.int32
+  probe = _episodic_batch(np.ones((1, 2), int))
+  np.testing.assert_array_equal(_n(module.reward(state, probe), 1.0), [[2, 5]])
+
+
+def test_episodic_count_min_rows_are_read_and_written_row_by_row():
+  # A hashed episodic table with 3 rows and a batch of M = 6 transitions: every
+  # row holds every open visit, and N is exact (no key collides in all rows).
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", episodic=True,
+                                   table_size=2**10, num_hashes=3))
+  obs = jnp.asarray([[[1], [1]], [[2], [1]], [[1], [3]]], jnp.int32)   # [T=3, N=2, 1]
+  batch = _batch(obs, np.zeros((3, 2), bool))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (3, 2, 2**10)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [[2, 2], [1, 2], [2, 1]])
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts.sum(-1), [[3, 3]] * 3)     # per row and env
+  np.testing.assert_array_equal(np.count_nonzero(state.counts, -1), [[2, 2]] * 3)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [[4, 4], [2, 4], [4, 2]])
+
+
+def test_episodic_unique_keys_average_the_environments():
+  # Env 0 sees cells 0, 1, 2 (3 keys), env 1 sees cell 3 only (1 key): mean 2.
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True))
+  batch = _episodic_batch([[0, 3], [1, 3], [2, 3]])
+  _, metrics = module.update(module.init(KEY, batch), batch, KEY)
+  assert float(metrics["unique_keys"]) == 2.0
+  np.testing.assert_allclose(metrics["table_occupancy"], 2 / 5, rtol=1e-6)
+
+
+def test_episodic_simhash_keys_draw_their_projection_from_the_init_key_and_keep_it():
+  module = counts.count_bonus(beta=1.0, key_fn="simhash", simhash_bits=40, episodic=True)
+  obs = jnp.asarray(np.random.default_rng(17).normal(size=(2, 3, 4)), jnp.float32)
+  batch = _batch(obs, np.zeros((2, 3), bool))
+  state = module.init(KEY, batch)
+  drawn = counts.simhash_key(40).init(KEY, obs.reshape(6, 4)).projection
+  np.testing.assert_array_equal(state.key_params.projection, drawn)
+  other = module.init(jax.random.PRNGKey(1), batch).key_params.projection
+  assert not np.allclose(other, drawn)
+  new, _ = jax.jit(module.update)(state, batch, KEY)
+  np.testing.assert_array_equal(new.key_params.projection, drawn)
+
+
+def test_episodic_environment_mismatch_error_names_both_counts():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True)
+  state = module.init(KEY, _episodic_batch(np.zeros((2, 3), int)))
+  message = ("count_bonus(episodic=True): the state holds 3 environments but the batch "
+             "(2, 2) has 2 (batches must be time-major [T, N, ...] with the N of the init "
+             "example)")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    module.reward(state, _episodic_batch(np.zeros((2, 2), int)))
