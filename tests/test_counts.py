@@ -680,3 +680,31 @@ def test_episodic_environment_mismatch_error_names_both_counts():
              "example)")
   with pytest.raises(ValueError, match=re.escape(message)):
     module.reward(state, _episodic_batch(np.zeros((2, 2), int)))
+
+
+def test_lifelong_state_holds_int32_counts_and_occupied_cells():
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", table_size=64, num_hashes=2))
+  batch = _batch(jnp.asarray([[1], [2], [1]], jnp.int32))
+  state = module.init(KEY, batch)
+  assert state.counts.dtype == jnp.int32 and state.occupied.dtype == jnp.int32
+  np.testing.assert_array_equal(state.occupied, [0, 0])
+  state, _ = module.update(state, batch, KEY)
+  assert state.counts.dtype == jnp.int32 and state.occupied.dtype == jnp.int32
+  np.testing.assert_array_equal(state.occupied, np.count_nonzero(state.counts, axis=-1))
+
+
+def test_sharded_lifelong_counts_keep_occupied_cells_per_count_min_row():
+  # Two simulated devices (a named vmap inside sharding.data_axis) update a hashed
+  # table of two rows: each row holds the 4 distinct keys once (no collisions).
+  from rewardjax import sharding  # pylint: disable=g-import-not-at-top
+  module = counts.count_bonus(beta=1.0, key_fn="exact", table_size=2**10, num_hashes=2)
+  state = module.init(KEY, _batch(jnp.zeros((3, 1), jnp.int32)))
+  shards = _batch(jnp.asarray([[[1], [3], [4]], [[3], [5], [1]]], jnp.int32),
+                  np.zeros((2, 3), bool))
+  with sharding.data_axis("d"):
+    _, new, metrics = jax.jit(jax.vmap(module.reward_and_update, in_axes=(None, 0, None),
+                                       axis_name="d"))(state, shards, KEY)
+  assert new.occupied.shape == (2, 2)                      # [devices, rows]
+  np.testing.assert_array_equal(new.occupied, [[4, 4], [4, 4]])
+  np.testing.assert_array_equal(np.count_nonzero(new.counts, axis=-1), [[4, 4], [4, 4]])
+  np.testing.assert_array_equal(metrics["unique_keys"], [4.0, 4.0])
