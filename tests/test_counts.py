@@ -708,3 +708,14 @@ def test_sharded_lifelong_counts_keep_occupied_cells_per_count_min_row():
   np.testing.assert_array_equal(new.occupied, [[4, 4], [4, 4]])
   np.testing.assert_array_equal(np.count_nonzero(new.counts, axis=-1), [[4, 4], [4, 4]])
   np.testing.assert_array_equal(metrics["unique_keys"], [4.0, 4.0])
+
+
+def test_index_key_shape_error_names_the_contract():
+  bad = counts.StateKey(lambda k, o: (), lambda p, o: jnp.ravel(o)[:2].astype(jnp.int32),
+                        lambda o: 4)
+  module = counts.count_bonus(key_fn=bad)
+  batch = _batch(jnp.zeros((3, 2), jnp.int32))
+  message = ("count_bonus: an index key (num_keys not None) must return one integer per "
+             "observation, got (2,) int32")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    module.reward(module.init(KEY, batch), batch)
