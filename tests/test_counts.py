@@ -719,3 +719,22 @@ def test_index_key_shape_error_names_the_contract():
              "observation, got (2,) int32")
   with pytest.raises(ValueError, match=re.escape(message)):
     module.reward(module.init(KEY, batch), batch)
+
+
+def test_counts_above_float32_integer_range_stay_exact():
+  # A cell visited 2^24 + 1 times (a count float32 cannot hold) is visited again:
+  # N is 2^24 + 2 exactly, for lifelong and episodic tables (float32 would round
+  # the old count to 2^24 and then 2^24 + 1 back to 2^24).
+  big = 2**24 + 1
+  cases = [(False, "sequential", _batch(_deepsea_obs([1], size=2)), (0, 1)),
+           (True, "total", _episodic_batch([[1]]), (0, 0, 1))]
+  for episodic, batch_counts, batch, cell in cases:
+    module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=episodic,
+                                batch_counts=batch_counts)
+    state = module.init(KEY, batch)
+    state = state._replace(counts=state.counts.at[cell].set(big))
+    if not episodic:
+      state = state._replace(occupied=jnp.ones((1,), jnp.int32))
+    _, new, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
+    assert float(metrics["count_mean"]) == big + 1, (episodic, batch_counts)
+    assert int(new.counts[cell]) == big + 1
