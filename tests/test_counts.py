@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rewardjax.rewards import counts
+from rewardjax.rewards import count_keys, counts
 import importlib
 
 # The package re-exports the factory under the module's name; fetch the module.
@@ -738,3 +738,70 @@ def test_counts_above_float32_integer_range_stay_exact():
     _, new, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
     assert float(metrics["count_mean"]) == big + 1, (episodic, batch_counts)
     assert int(new.counts[cell]) == big + 1
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _fmix32_ref(h):
+  """MurmurHash3's 32-bit finaliser on a Python int."""
+  h ^= h >> 16
+  h = (h * 0x85EBCA6B) & _M32
+  h ^= h >> 13
+  h = (h * 0xC2B2AE35) & _M32
+  return h ^ (h >> 16)
+
+
+def _hash_words_ref(words):
+  """Σ_i fmix(word_i ^ fmix(i·0x9E3779B9)) mod 2³² (i from 1), finalised with the length."""
+  total = sum(_fmix32_ref(int(x) ^ _fmix32_ref((i * 0x9E3779B9) & _M32))
+              for i, x in enumerate(words, start=1))
+  return _fmix32_ref((total & _M32) ^ len(words))
+
+
+def _row_hashes_ref(h, rows):
+  return [_fmix32_ref(h ^ _fmix32_ref((r * 0x85EBCA77) & _M32)) for r in range(1, rows + 1)]
+
+
+def test_as_words_are_the_float32_or_int32_bit_patterns():
+  # MurmurHash3_x86_32 of no bytes with seed 1 is fmix32(1) = 0x514E28B7 (SMHasher).
+  assert _fmix32_ref(1) == 0x514E28B7
+  f32 = np.array([[1.0, -0.0], [-2.25, 0.0]], np.float32)
+  bits = f32.reshape(-1).view(np.uint32).copy()
+  bits[1] = 0                                              # -0.0 folds onto 0.0
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray(f32)), bits)
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray([1.5], jnp.float16)), [0x3FC00000])
+  words = counts.as_words(jnp.asarray([-1, 7], jnp.int8))
+  assert words.dtype == jnp.uint32
+  np.testing.assert_array_equal(words, [_M32, 7])
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray([200], jnp.uint8)), [200])
+  words = counts.as_words(jnp.asarray([True, False]))
+  assert words.dtype == jnp.uint32
+  np.testing.assert_array_equal(words, [1, 0])
+  with pytest.raises(TypeError, match="count keys must be bool, integer or float arrays, "
+                                      "got complex64"):
+    counts.as_words(jnp.asarray([1j], jnp.complex64))
+
+
+def test_hash_words_and_row_hashes_match_a_python_reference():
+  words = np.random.default_rng(19).integers(0, 2**32, size=(2, 2, 3), dtype=np.uint64)
+  hash_words = jax.jit(counts.hash_words)
+  got = hash_words(jnp.asarray(words, jnp.uint32))                # [..., w] -> [...]
+  assert got.shape == (2, 2) and got.dtype == jnp.uint32
+  np.testing.assert_array_equal(
+      got, [[_hash_words_ref(words[i, j]) for j in range(2)] for i in range(2)])
+  one = hash_words(jnp.asarray([[5]], jnp.uint32))
+  np.testing.assert_array_equal(one, [_hash_words_ref([5])])
+  h = [int(x) for x in np.asarray(got).reshape(-1)]
+  rows = jax.jit(lambda x: count_keys.row_hashes(x, 3))(jnp.asarray(h, jnp.uint32))
+  np.testing.assert_array_equal(rows, np.array([_row_hashes_ref(x, 3) for x in h]).T)
+
+
+def test_exact_keys_fill_the_cells_of_the_reference_hashes():
+  module = counts.count_bonus(beta=1.0, key_fn="exact", table_size=1000, num_hashes=2)
+  batch = _batch(jnp.asarray([[3, -1]], jnp.int32))
+  state, _ = jax.jit(module.update)(module.init(KEY, batch), batch, KEY)
+  cells = [x % 1000 for x in _row_hashes_ref(_hash_words_ref([3, _M32]), 2)]
+  expected = np.zeros((2, 1000), int)
+  expected[[0, 1], cells] = 1
+  np.testing.assert_array_equal(state.counts, expected)
