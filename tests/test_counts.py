@@ -805,3 +805,58 @@ def test_exact_keys_fill_the_cells_of_the_reference_hashes():
   expected = np.zeros((2, 1000), int)
   expected[[0, 1], cells] = 1
   np.testing.assert_array_equal(state.counts, expected)
+
+
+def test_simhash_defaults_boundaries_and_word_packing():
+  x = jnp.asarray(np.random.default_rng(20).normal(size=(8, 5)), jnp.float32)
+  zero = jnp.zeros(5, jnp.float32)
+
+  def keys_of(key, bits):
+    """(projection A, key of x[0], key of the zero observation) for a drawn A."""
+    a = np.random.default_rng(bits).normal(size=(bits, 5)).astype(np.float32)
+    apply = jax.jit(lambda o: key.apply(counts.SimHashParams(jnp.asarray(a)), o))
+    return a, apply(x[0]), apply(zero)
+
+  # 32 bits by default, whichever way the key is made.
+  for key in (counts.simhash_key(), counts.auto_key(), counts.resolve_key("simhash")):
+    assert jax.eval_shape(key.init, KEY, x).projection.shape == (32, 5)
+  assert counts.simhash_key(1).num_keys(x[0]) == 2       # the smallest k
+  # sgn(0) counts as +: the zero observation has every bit set. Up to 31 bits the
+  # key is one int32 index.
+  _, _, zero4 = keys_of(counts.simhash_key(4), 4)
+  assert int(zero4) == 15
+  _, key31, _ = keys_of(counts.simhash_key(31), 31)
+  assert key31.shape == () and key31.dtype == jnp.int32
+  # Beyond 31 bits: ⌈k/32⌉ uint32 words, bit b of word j being code bit 32·j + b.
+  for bits, zero_words in ((32, [_M32]), (40, [_M32, 0xFF])):
+    key = counts.simhash_key(bits)
+    assert key.num_keys(x[0]) is None
+    a, words, words0 = keys_of(key, bits)
+    code = np.concatenate([a @ np.asarray(x[0]) >= 0,
+                           np.zeros(64 - bits, bool)]).reshape(2, 32)[:len(zero_words)]
+    assert words.dtype == jnp.uint32
+    np.testing.assert_array_equal(words, [sum(int(b) << i for i, b in enumerate(w))
+                                          for w in code])
+    np.testing.assert_array_equal(words0, zero_words)
+
+def test_resolve_key_errors_name_the_choices_and_the_type():
+  message = ("unknown key_fn 'nope'; expected one of ['auto', 'exact', 'onehot', 'simhash'], "
+             "a StateKey or a callable obs -> key")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    counts.resolve_key("nope")
+  with pytest.raises(TypeError, match="key_fn must be a str, StateKey or callable, got int"):
+    counts.resolve_key(3)
+
+
+def test_grid_key_bounds_edges_and_large_exact_indices():
+  assert counts.grid_key([0, 2], [1, 2]).num_keys(jnp.zeros(2)) == 2   # high == low: one value
+  with pytest.raises(ValueError, match="entries"):
+    counts.grid_key(0, [1, 1]).num_keys(jnp.zeros(3))    # only high has the wrong size
+  with pytest.raises(ValueError, match="do not fit an int32"):
+    counts.grid_key(0, 2**31 - 1).num_keys(jnp.zeros(1))  # exactly 2^31 cells
+  # Offsets and indices beyond float32's integers stay exact (int32 arithmetic).
+  offset = counts.grid_key(2**25 + 1, 2**25 + 9)
+  assert int(offset.apply((), jnp.asarray([2**25 + 4], jnp.int32))) == 3
+  tall = counts.grid_key(0, [63, 2**24 - 1])
+  assert int(tall.apply((), jnp.asarray([1, 1], jnp.int32))) == 2**24 + 1
+  assert int(counts.ravel_index(jnp.asarray([1, 1]), (64, 2**24))) == 2**24 + 1
