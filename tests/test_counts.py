@@ -860,3 +860,13 @@ def test_grid_key_bounds_edges_and_large_exact_indices():
   tall = counts.grid_key(0, [63, 2**24 - 1])
   assert int(tall.apply((), jnp.asarray([1, 1], jnp.int32))) == 2**24 + 1
   assert int(counts.ravel_index(jnp.asarray([1, 1]), (64, 2**24))) == 2**24 + 1
+
+
+def test_onehot_and_grid_keys_of_large_or_fractional_inputs():
+  # An index beyond float32's integers (2^24 + 1) is exact.
+  obs = jnp.zeros(2**24 + 2, jnp.int8).at[2**24 + 1].set(1)
+  assert int(jax.jit(lambda o: counts.onehot_key().apply((), o))(obs)) == 2**24 + 1
+  # Fractional bounds are cast to integers (toward zero): [0, 3] and [-3, 0] here.
+  key = counts.grid_key([0.5, -3], [3.7, -0.5])
+  assert key.num_keys(jnp.zeros(2)) == 16
+  assert int(key.apply((), jnp.asarray([3.0, 0.0]))) == 3 * 4 + 3
