@@ -1,13 +1,15 @@
 """Count bonuses: exact keys, SimHash, count-min sketch, episodic resets, ProgressCounts."""
 
 import math
+import re
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rewardjax.rewards import counts
+from rewardjax.rewards import count_keys, counts
 import importlib
 
 # The package re-exports the factory under the module's name; fetch the module.
@@ -601,3 +603,270 @@ def test_episodic_counts_of_a_single_transition():
   r, state, _ = module.reward_and_update(state, one, KEY)
   assert r.shape == () and float(r) == 1.0
   np.testing.assert_allclose(module.reward(state, one), 2**-0.5, rtol=1e-6)
+
+
+def _episodic_batch(cells, term=None, size=2):
+  """An episodic ``[T, N]`` batch of DeepSea one-hot observations of ``cells [T, N]``."""
+  cells = np.asarray(cells)
+  obs = _deepsea_obs(cells.reshape(-1), size=size).reshape(cells.shape + (size, size))
+  return _batch(obs, np.zeros(cells.shape, bool) if term is None else term)
+
+
+def test_episodic_tables_carry_over_until_an_episode_end_resets_them():
+  # Two updates: a table holding an earlier batch's visits keeps them while its
+  # episode runs on, and one episode end (a single done in the batch) restarts it.
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True))
+  ones = np.ones((2, 2), int)                              # [T, N]: every visit is to cell 1
+  state = module.init(KEY, _episodic_batch(ones))
+  assert state.counts.dtype == jnp.int32
+  end = np.zeros((2, 2), bool)
+  end[0, 0] = True                                         # env 0: its episode ends at step 0
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")                         # no dtype casts in the scatter
+    state, _ = module.update(state, _episodic_batch(ones), KEY)
+    np.testing.assert_array_equal(state.counts[0, :, 1], [2, 2])
+    state, _ = module.update(state, _episodic_batch(ones, end), KEY)
+  expected = np.zeros((1, 2, 5), int)
+  expected[0, :, 1] = [1, 4]                               # env 0: step 1 only; env 1: 2 + 2
+  np.testing.assert_array_equal(state.counts, expected)
+  assert state.counts.dtype == jnp.int32
+  probe = _episodic_batch(np.ones((1, 2), int))
+  np.testing.assert_array_equal(_n(module.reward(state, probe), 1.0), [[2, 5]])
+
+
+def test_episodic_count_min_rows_are_read_and_written_row_by_row():
+  # A hashed episodic table with 3 rows and a batch of M = 6 transitions: every
+  # row holds every open visit, and N is exact (no key collides in all rows).
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", episodic=True,
+                                   table_size=2**10, num_hashes=3))
+  obs = jnp.asarray([[[1], [1]], [[2], [1]], [[1], [3]]], jnp.int32)   # [T=3, N=2, 1]
+  batch = _batch(obs, np.zeros((3, 2), bool))
+  state = module.init(KEY, batch)
+  assert state.counts.shape == (3, 2, 2**10)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [[2, 2], [1, 2], [2, 1]])
+  state, _ = module.update(state, batch, KEY)
+  np.testing.assert_array_equal(state.counts.sum(-1), [[3, 3]] * 3)     # per row and env
+  np.testing.assert_array_equal(np.count_nonzero(state.counts, -1), [[2, 2]] * 3)
+  np.testing.assert_array_equal(_n(module.reward(state, batch), 1.0), [[4, 4], [2, 4], [4, 2]])
+
+
+def test_episodic_unique_keys_average_the_environments():
+  # Env 0 sees cells 0, 1, 2 (3 keys), env 1 sees cell 3 only (1 key): mean 2.
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True))
+  batch = _episodic_batch([[0, 3], [1, 3], [2, 3]])
+  _, metrics = module.update(module.init(KEY, batch), batch, KEY)
+  assert float(metrics["unique_keys"]) == 2.0
+  np.testing.assert_allclose(metrics["table_occupancy"], 2 / 5, rtol=1e-6)
+
+
+def test_episodic_simhash_keys_draw_their_projection_from_the_init_key_and_keep_it():
+  module = counts.count_bonus(beta=1.0, key_fn="simhash", simhash_bits=40, episodic=True)
+  obs = jnp.asarray(np.random.default_rng(17).normal(size=(2, 3, 4)), jnp.float32)
+  batch = _batch(obs, np.zeros((2, 3), bool))
+  state = module.init(KEY, batch)
+  drawn = counts.simhash_key(40).init(KEY, obs.reshape(6, 4)).projection
+  np.testing.assert_array_equal(state.key_params.projection, drawn)
+  other = module.init(jax.random.PRNGKey(1), batch).key_params.projection
+  assert not np.allclose(other, drawn)
+  new, _ = jax.jit(module.update)(state, batch, KEY)
+  np.testing.assert_array_equal(new.key_params.projection, drawn)
+
+
+def test_episodic_environment_mismatch_error_names_both_counts():
+  module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=True)
+  state = module.init(KEY, _episodic_batch(np.zeros((2, 3), int)))
+  message = ("count_bonus(episodic=True): the state holds 3 environments but the batch "
+             "(2, 2) has 2 (batches must be time-major [T, N, ...] with the N of the init "
+             "example)")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    module.reward(state, _episodic_batch(np.zeros((2, 2), int)))
+
+
+def test_lifelong_state_holds_int32_counts_and_occupied_cells():
+  module = _jit(counts.count_bonus(beta=1.0, key_fn="exact", table_size=64, num_hashes=2))
+  batch = _batch(jnp.asarray([[1], [2], [1]], jnp.int32))
+  state = module.init(KEY, batch)
+  assert state.counts.dtype == jnp.int32 and state.occupied.dtype == jnp.int32
+  np.testing.assert_array_equal(state.occupied, [0, 0])
+  state, _ = module.update(state, batch, KEY)
+  assert state.counts.dtype == jnp.int32 and state.occupied.dtype == jnp.int32
+  np.testing.assert_array_equal(state.occupied, np.count_nonzero(state.counts, axis=-1))
+
+
+def test_sharded_lifelong_counts_keep_occupied_cells_per_count_min_row():
+  # Two simulated devices (a named vmap inside sharding.data_axis) update a hashed
+  # table of two rows: each row holds the 4 distinct keys once (no collisions).
+  from rewardjax import sharding  # pylint: disable=g-import-not-at-top
+  module = counts.count_bonus(beta=1.0, key_fn="exact", table_size=2**10, num_hashes=2)
+  state = module.init(KEY, _batch(jnp.zeros((3, 1), jnp.int32)))
+  shards = _batch(jnp.asarray([[[1], [3], [4]], [[3], [5], [1]]], jnp.int32),
+                  np.zeros((2, 3), bool))
+  with sharding.data_axis("d"):
+    _, new, metrics = jax.jit(jax.vmap(module.reward_and_update, in_axes=(None, 0, None),
+                                       axis_name="d"))(state, shards, KEY)
+  assert new.occupied.shape == (2, 2)                      # [devices, rows]
+  np.testing.assert_array_equal(new.occupied, [[4, 4], [4, 4]])
+  np.testing.assert_array_equal(np.count_nonzero(new.counts, axis=-1), [[4, 4], [4, 4]])
+  np.testing.assert_array_equal(metrics["unique_keys"], [4.0, 4.0])
+
+
+def test_index_key_shape_error_names_the_contract():
+  bad = counts.StateKey(lambda k, o: (), lambda p, o: jnp.ravel(o)[:2].astype(jnp.int32),
+                        lambda o: 4)
+  module = counts.count_bonus(key_fn=bad)
+  batch = _batch(jnp.zeros((3, 2), jnp.int32))
+  message = ("count_bonus: an index key (num_keys not None) must return one integer per "
+             "observation, got (2,) int32")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    module.reward(module.init(KEY, batch), batch)
+
+
+def test_counts_above_float32_integer_range_stay_exact():
+  # A cell visited 2^24 + 1 times (a count float32 cannot hold) is visited again:
+  # N is 2^24 + 2 exactly, for lifelong and episodic tables (float32 would round
+  # the old count to 2^24 and then 2^24 + 1 back to 2^24).
+  big = 2**24 + 1
+  cases = [(False, "sequential", _batch(_deepsea_obs([1], size=2)), (0, 1)),
+           (True, "total", _episodic_batch([[1]]), (0, 0, 1))]
+  for episodic, batch_counts, batch, cell in cases:
+    module = counts.count_bonus(beta=1.0, key_fn="onehot", episodic=episodic,
+                                batch_counts=batch_counts)
+    state = module.init(KEY, batch)
+    state = state._replace(counts=state.counts.at[cell].set(big))
+    if not episodic:
+      state = state._replace(occupied=jnp.ones((1,), jnp.int32))
+    _, new, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
+    assert float(metrics["count_mean"]) == big + 1, (episodic, batch_counts)
+    assert int(new.counts[cell]) == big + 1
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _fmix32_ref(h):
+  """MurmurHash3's 32-bit finaliser on a Python int."""
+  h ^= h >> 16
+  h = (h * 0x85EBCA6B) & _M32
+  h ^= h >> 13
+  h = (h * 0xC2B2AE35) & _M32
+  return h ^ (h >> 16)
+
+
+def _hash_words_ref(words):
+  """Σ_i fmix(word_i ^ fmix(i·0x9E3779B9)) mod 2³² (i from 1), finalised with the length."""
+  total = sum(_fmix32_ref(int(x) ^ _fmix32_ref((i * 0x9E3779B9) & _M32))
+              for i, x in enumerate(words, start=1))
+  return _fmix32_ref((total & _M32) ^ len(words))
+
+
+def _row_hashes_ref(h, rows):
+  return [_fmix32_ref(h ^ _fmix32_ref((r * 0x85EBCA77) & _M32)) for r in range(1, rows + 1)]
+
+
+def test_as_words_are_the_float32_or_int32_bit_patterns():
+  # MurmurHash3_x86_32 of no bytes with seed 1 is fmix32(1) = 0x514E28B7 (SMHasher).
+  assert _fmix32_ref(1) == 0x514E28B7
+  f32 = np.array([[1.0, -0.0], [-2.25, 0.0]], np.float32)
+  bits = f32.reshape(-1).view(np.uint32).copy()
+  bits[1] = 0                                              # -0.0 folds onto 0.0
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray(f32)), bits)
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray([1.5], jnp.float16)), [0x3FC00000])
+  words = counts.as_words(jnp.asarray([-1, 7], jnp.int8))
+  assert words.dtype == jnp.uint32
+  np.testing.assert_array_equal(words, [_M32, 7])
+  np.testing.assert_array_equal(counts.as_words(jnp.asarray([200], jnp.uint8)), [200])
+  words = counts.as_words(jnp.asarray([True, False]))
+  assert words.dtype == jnp.uint32
+  np.testing.assert_array_equal(words, [1, 0])
+  with pytest.raises(TypeError, match="count keys must be bool, integer or float arrays, "
+                                      "got complex64"):
+    counts.as_words(jnp.asarray([1j], jnp.complex64))
+
+
+def test_hash_words_and_row_hashes_match_a_python_reference():
+  words = np.random.default_rng(19).integers(0, 2**32, size=(2, 2, 3), dtype=np.uint64)
+  hash_words = jax.jit(counts.hash_words)
+  got = hash_words(jnp.asarray(words, jnp.uint32))                # [..., w] -> [...]
+  assert got.shape == (2, 2) and got.dtype == jnp.uint32
+  np.testing.assert_array_equal(
+      got, [[_hash_words_ref(words[i, j]) for j in range(2)] for i in range(2)])
+  one = hash_words(jnp.asarray([[5]], jnp.uint32))
+  np.testing.assert_array_equal(one, [_hash_words_ref([5])])
+  h = [int(x) for x in np.asarray(got).reshape(-1)]
+  rows = jax.jit(lambda x: count_keys.row_hashes(x, 3))(jnp.asarray(h, jnp.uint32))
+  np.testing.assert_array_equal(rows, np.array([_row_hashes_ref(x, 3) for x in h]).T)
+
+
+def test_exact_keys_fill_the_cells_of_the_reference_hashes():
+  module = counts.count_bonus(beta=1.0, key_fn="exact", table_size=1000, num_hashes=2)
+  batch = _batch(jnp.asarray([[3, -1]], jnp.int32))
+  state, _ = jax.jit(module.update)(module.init(KEY, batch), batch, KEY)
+  cells = [x % 1000 for x in _row_hashes_ref(_hash_words_ref([3, _M32]), 2)]
+  expected = np.zeros((2, 1000), int)
+  expected[[0, 1], cells] = 1
+  np.testing.assert_array_equal(state.counts, expected)
+
+
+def test_simhash_defaults_boundaries_and_word_packing():
+  x = jnp.asarray(np.random.default_rng(20).normal(size=(8, 5)), jnp.float32)
+  zero = jnp.zeros(5, jnp.float32)
+
+  def keys_of(key, bits):
+    """(projection A, key of x[0], key of the zero observation) for a drawn A."""
+    a = np.random.default_rng(bits).normal(size=(bits, 5)).astype(np.float32)
+    apply = jax.jit(lambda o: key.apply(counts.SimHashParams(jnp.asarray(a)), o))
+    return a, apply(x[0]), apply(zero)
+
+  # 32 bits by default, whichever way the key is made.
+  for key in (counts.simhash_key(), counts.auto_key(), counts.resolve_key("simhash")):
+    assert jax.eval_shape(key.init, KEY, x).projection.shape == (32, 5)
+  assert counts.simhash_key(1).num_keys(x[0]) == 2       # the smallest k
+  # sgn(0) counts as +: the zero observation has every bit set. Up to 31 bits the
+  # key is one int32 index.
+  _, _, zero4 = keys_of(counts.simhash_key(4), 4)
+  assert int(zero4) == 15
+  _, key31, _ = keys_of(counts.simhash_key(31), 31)
+  assert key31.shape == () and key31.dtype == jnp.int32
+  # Beyond 31 bits: ⌈k/32⌉ uint32 words, bit b of word j being code bit 32·j + b.
+  for bits, zero_words in ((32, [_M32]), (40, [_M32, 0xFF])):
+    key = counts.simhash_key(bits)
+    assert key.num_keys(x[0]) is None
+    a, words, words0 = keys_of(key, bits)
+    code = np.concatenate([a @ np.asarray(x[0]) >= 0,
+                           np.zeros(64 - bits, bool)]).reshape(2, 32)[:len(zero_words)]
+    assert words.dtype == jnp.uint32
+    np.testing.assert_array_equal(words, [sum(int(b) << i for i, b in enumerate(w))
+                                          for w in code])
+    np.testing.assert_array_equal(words0, zero_words)
+
+def test_resolve_key_errors_name_the_choices_and_the_type():
+  message = ("unknown key_fn 'nope'; expected one of ['auto', 'exact', 'onehot', 'simhash'], "
+             "a StateKey or a callable obs -> key")
+  with pytest.raises(ValueError, match=re.escape(message)):
+    counts.resolve_key("nope")
+  with pytest.raises(TypeError, match="key_fn must be a str, StateKey or callable, got int"):
+    counts.resolve_key(3)
+
+
+def test_grid_key_bounds_edges_and_large_exact_indices():
+  assert counts.grid_key([0, 2], [1, 2]).num_keys(jnp.zeros(2)) == 2   # high == low: one value
+  with pytest.raises(ValueError, match="entries"):
+    counts.grid_key(0, [1, 1]).num_keys(jnp.zeros(3))    # only high has the wrong size
+  with pytest.raises(ValueError, match="do not fit an int32"):
+    counts.grid_key(0, 2**31 - 1).num_keys(jnp.zeros(1))  # exactly 2^31 cells
+  # Offsets and indices beyond float32's integers stay exact (int32 arithmetic).
+  offset = counts.grid_key(2**25 + 1, 2**25 + 9)
+  assert int(offset.apply((), jnp.asarray([2**25 + 4], jnp.int32))) == 3
+  tall = counts.grid_key(0, [63, 2**24 - 1])
+  assert int(tall.apply((), jnp.asarray([1, 1], jnp.int32))) == 2**24 + 1
+  assert int(counts.ravel_index(jnp.asarray([1, 1]), (64, 2**24))) == 2**24 + 1
+
+
+def test_onehot_and_grid_keys_of_large_or_fractional_inputs():
+  # An index beyond float32's integers (2^24 + 1) is exact.
+  obs = jnp.zeros(2**24 + 2, jnp.int8).at[2**24 + 1].set(1)
+  assert int(jax.jit(lambda o: counts.onehot_key().apply((), o))(obs)) == 2**24 + 1
+  # Fractional bounds are cast to integers (toward zero): [0, 3] and [-3, 0] here.
+  key = counts.grid_key([0.5, -3], [3.7, -0.5])
+  assert key.num_keys(jnp.zeros(2)) == 16
+  assert int(key.apply((), jnp.asarray([3.0, 0.0]))) == 3 * 4 + 3
