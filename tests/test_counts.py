@@ -870,3 +870,18 @@ def test_onehot_and_grid_keys_of_large_or_fractional_inputs():
   key = counts.grid_key([0.5, -3], [3.7, -0.5])
   assert key.num_keys(jnp.zeros(2)) == 16
   assert int(key.apply((), jnp.asarray([3.0, 0.0]))) == 3 * 4 + 3
+
+
+def test_episode_segments_stay_exact_beyond_2_to_the_24_steps():
+  """Episodic tables number each environment's episodes within a batch by a running
+  count of episode ends: an integer count, so segment 2²⁴ + 1 (which float32 cannot
+  hold) is still told apart from 2²⁴."""
+  count_episodic = importlib.import_module("rewardjax.rewards.count_episodic")
+  t = 2**24 + 2
+  done = jnp.ones((t, 1), bool).at[-1].set(False)    # an episode ends at every step but the last
+  batch = Transition(obs=None, action=None, reward=None, next_obs=None, terminated=done,
+                     truncated=jnp.zeros_like(done))
+  env, seg, still_open, ended = count_episodic._episodes(batch, (t, 1))
+  assert int(seg[-1]) == t - 1 and int(seg[-2]) == t - 2      # 2²⁴ + 1 and 2²⁴
+  assert bool(still_open[-1]) and not bool(still_open[-2]) and bool(ended[0])
+  assert int(env.max()) == 0
