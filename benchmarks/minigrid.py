@@ -250,7 +250,7 @@ def main(argv=None):
                        eval_every=args.eval_every, eval_episodes=args.eval_episodes,
                        eval_sampled=args.eval_sampled, network=args.network)
   if args.network == "gru":
-    config_kwargs.update(rnn_hidden=args.rnn_hidden, head_hidden=64)
+    config_kwargs.update(rnn_hidden=args.rnn_hidden)
   try:                             # every arm, spec and env kwarg checked before anything compiles
     arms = parse_arms(args.arms)
     env_kwargs = cli.parse_env_kwargs(args.env_kwargs)
