@@ -30,8 +30,7 @@ def split_envs(tree):
 
 
 def same_on_devices(stacked, single, exact):
-  # (NumPy copies first: indexing a device array compiles a program per index)
-  for got, want in zip(map(np.asarray, jax.tree.leaves(stacked)), jax.tree.leaves(single)):
+  for got, want in zip(jax.tree.leaves(stacked), jax.tree.leaves(single)):
     for d in range(D):
       if exact:
         np.testing.assert_array_equal(got[d], want)
@@ -94,7 +93,7 @@ def check_reward_statistics():
   local = e0.members.returns._replace(ret=e0.members.returns.ret[:, :batch.reward.shape[1] // D])
   sharded_e, _ = sharded_update(ens, e0._replace(members=e0.members._replace(returns=local)))
   # (vmapped over members, the reductions sum in another order: a looser atol)
-  for got, want in zip(map(np.asarray, jax.tree.leaves(sharded_e.members.predictor_params)),
+  for got, want in zip(jax.tree.leaves(sharded_e.members.predictor_params),
                        jax.tree.leaves(single_e.members.predictor_params)):
     for d in range(D):
       np.testing.assert_allclose(got[d], want, rtol=2e-5, atol=2e-5)
@@ -113,7 +112,7 @@ def check_sharded_ppo():
   for k, v in single.metrics.items():
     assert out.metrics[k].shape == v.shape, (k, out.metrics[k].shape, v.shape)
   # Parameters stay replicated: every device holds the same copy.
-  for leaf in map(np.asarray, jax.tree.leaves(out.runner_state.params)):
+  for leaf in jax.tree.leaves(out.runner_state.params):
     assert leaf.shape[0] == D
     for d in range(1, D):
       np.testing.assert_array_equal(leaf[d], leaf[0])
@@ -283,7 +282,7 @@ def check_intrinsic_zoo():
     np.testing.assert_allclose(sharded_r, split_envs(single_r), rtol=2e-4, atol=1e-6,
                                err_msg=name)
     # Adam divides near-zero gradients by their root: float noise shows.
-    for got, want in zip(map(np.asarray, jax.tree.leaves(sharded_s.embed_params)),
+    for got, want in zip(jax.tree.leaves(sharded_s.embed_params),
                          jax.tree.leaves(single_s.embed_params)):
       for d in range(D):
         np.testing.assert_allclose(got[d], want, rtol=1e-4, atol=2e-5, err_msg=name)
