@@ -21,12 +21,16 @@ reports, per seed, whether and when its agent
   limit, so goal ⇔ return > −200.
 
 PPO arms share one PPO config; ``pqn*`` arms use ``PQNConfig`` defaults (32
-envs × 64 steps, ε 1 → 0.05 over the first 20 % of steps) with ``--num-envs``. Each arm is a ``--rewards`` spec with the
-library's defaults (bonus channels: coefficient 1, γ 0.99, non-episodic, counts
-normalised by the std of their discounted return; RND normalises itself) — no
-per-environment bonus tuning.
+envs × 64 steps, ε 1 → 0.05 over the first 20 % of steps) with ``--num-envs``.
+Each arm is a ``--rewards`` spec with the library's defaults (bonus channels:
+coefficient 1, γ 0.99, non-episodic, counts normalised by the std of their
+discounted return; RND normalises itself) — no per-environment bonus tuning.
+``--arms`` takes the names of ``ARMS``, ``ppo+<spec>`` (any spec's terms added
+to ``extrinsic``: ``ppo+icm``, ``ppo+ngu@k=5``) or ``NAME=<spec>``
+(``parse_arms``).
 
     python benchmarks/exploration.py                        # the full table (long)
+    python benchmarks/exploration.py --deepsea-sizes 20 --arms ppo+e3b ppo+airs  # any specs
     python benchmarks/exploration.py --deepsea-sizes 10 --mountaincar-steps 0 \
         --deepsea-steps 100000 --seeds 2                    # a smoke run
 """
@@ -55,6 +59,8 @@ ARMS = {
     "ppo+progress_potential": "extrinsic+potential",
     # The bonus's coefficient decayed linearly to 0 over the first half of training.
     "ppo+progress_counts_decay": "extrinsic+progress_counts@decay=linear:0.5",
+    # AIRS: a bandit pays one of {no bonus, counts, RND, E3B} at a time (select's defaults).
+    "ppo+airs": "extrinsic+select:none|counts|rnd|e3b",
     # PQN (ε-greedy Q(λ), PQNConfig defaults but num_envs) with the same specs.
     "pqn": "extrinsic",
     "pqn+counts": "extrinsic+counts",
@@ -64,6 +70,34 @@ GOAL_THRESHOLD = evaluation.GOAL_RETURN
 # An evaluation solved the task iff its mean return is past this (strictly above
 # for DeepSea, at least for MountainCar).
 SOLVED_RETURN = {"DeepSea-bsuite": (0.5, False), "MountainCar-v0": (-150.0, True)}
+
+
+def parse_arms(items, named: dict) -> dict:
+  """``--arms`` -> ``{name: rewards spec}``, in order.
+
+  An item is a name of ``named``, ``ppo+<spec>`` (the spec's terms added to
+  ``extrinsic``) or ``NAME=<spec>`` (the text before the first ``=`` holds no
+  ``@``, so ``ppo+counts@coef=0.05`` is the second form). Raises ``ValueError``
+  naming the item for an empty name or spec, or a name given twice.
+  """
+  arms = {}
+  for item in items:
+    head, eq, tail = item.partition("=")
+    if item in named:
+      name, rewards = item, named[item]
+    elif eq and "@" not in head:
+      name, rewards = head.strip(), tail.strip()
+    elif item.startswith("ppo+"):
+      name, rewards = item, "extrinsic+" + item[len("ppo+"):]
+    else:
+      raise ValueError(f"--arms: {item!r} is neither one of {sorted(named)}, "
+                       "'ppo+<spec>' nor 'NAME=<spec>'")
+    if not name or not rewards or rewards.endswith("+"):
+      raise ValueError(f"--arms: {item!r} has an empty name or spec")
+    if name in arms:
+      raise ValueError(f"--arms: the arm name {name!r} is given twice")
+    arms[name] = rewards
+  return arms
 
 
 def solved(env_id: str, eval_return: np.ndarray) -> np.ndarray:
@@ -78,7 +112,9 @@ def first_steps(hit: np.ndarray, env_steps: np.ndarray) -> list:
   return [int(env_steps[np.argmax(h)]) if h.any() else None for h in hit]
 
 
-def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0, eval_kwargs=None):
+def run_arm(env_id, env_kwargs, arm, rewards_spec, steps, seeds, config_kwargs, seed=0,
+            eval_kwargs=None):
+  """Trains arm ``arm`` (PQN iff its name starts with ``pqn``) on ``seeds`` vmapped seeds."""
   env, params = rjx.envs.make(env_id, **env_kwargs)
   eval_kwargs = dict(eval_kwargs or {}, eval_goal_return=evaluation.goal_return(env_id))
   if arm.startswith("pqn"):
@@ -86,7 +122,7 @@ def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0, eval_k
                                     **eval_kwargs)
   else:
     agent, cfg = ppo, ppo.PPOConfig(total_timesteps=steps, **config_kwargs, **eval_kwargs)
-  rewards = spec.parse_rewards(ARMS[arm], env_id=env_id, env=env, env_params=params,
+  rewards = spec.parse_rewards(rewards_spec, env_id=env_id, env=env, env_params=params,
                               gamma=cfg.gamma)
   train = jax.jit(jax.vmap(agent.make_train(cfg, env, params, rewards)))
   keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
@@ -99,7 +135,7 @@ def run_arm(env_id, env_kwargs, arm, steps, seeds, config_kwargs, seed=0, eval_k
   hit = best > GOAL_THRESHOLD[env_id]
   first = first_steps(hit, env_steps)
   result = {
-      "env": env_id, "env_kwargs": env_kwargs, "arm": arm, "rewards": ARMS[arm], "steps": steps,
+      "env": env_id, "env_kwargs": env_kwargs, "arm": arm, "rewards": rewards_spec, "steps": steps,
       "seeds": seeds, "seed": seed, "config": str(cfg),
       "reached_frac": float(np.mean(hit.any(1))),
       "first_goal_steps": first,
@@ -150,7 +186,8 @@ def main(argv=None):
   p.add_argument("--deepsea-steps", type=int, default=1_000_000)
   p.add_argument("--mountaincar-steps", type=int, default=1_000_000)
   p.add_argument("--seeds", type=int, default=8)
-  p.add_argument("--arms", nargs="*", default=list(ARMS))
+  p.add_argument("--arms", nargs="*", default=[a for a in ARMS if a != "ppo+airs"],
+                 help=f"{', '.join(ARMS)}, ppo+<spec> or NAME=<spec> (parse_arms)")
   p.add_argument("--num-envs", type=int, default=32)
   p.add_argument("--num-steps", type=int, default=128)
   p.add_argument("--lr", type=float, default=3e-4)
@@ -168,6 +205,14 @@ def main(argv=None):
   # MountainCar's velocity is ~100x smaller than its position: without observation
   # normalisation PPO ignores it and no arm learns (benchmarks/RESULTS.md).
   task_config = {"MountainCar-v0": {"normalize_observations": True}}
+  try:                             # every arm's spec checked on every task before compiling
+    arms = parse_arms(args.arms, ARMS)
+    for env_id, kw, _ in tasks:
+      env, params = rjx.envs.make(env_id, **kw)
+      for rewards_spec in arms.values():
+        spec.parse_rewards(rewards_spec, env_id=env_id, env=env, env_params=params, gamma=0.99)
+  except ValueError as e:
+    p.error(str(e))
   os.makedirs(args.out, exist_ok=True)
 
   results = []
@@ -180,8 +225,8 @@ def main(argv=None):
         "| final eval return (mean) | final train return (mean) | wall s |")
   print("|---|---|---|---|---|---|---|---|---|---|")
   for env_id, kw, steps in tasks:
-    for arm in args.arms:
-      res = run_arm(env_id, kw, arm, steps, args.seeds,
+    for arm, rewards_spec in arms.items():
+      res = run_arm(env_id, kw, arm, rewards_spec, steps, args.seeds,
                     {**config_kwargs, **task_config.get(env_id, {})}, seed=args.seed,
                     eval_kwargs=eval_kwargs)
       results.append(res)

@@ -48,6 +48,7 @@ adapter's random-policy steps/s at the same number of environments.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -60,6 +61,7 @@ from rewardjax import cli, encoders, spec
 from rewardjax.agents import ppo, ppo_recurrent
 
 from exploration import first_steps, fmt_first
+from exploration import parse_arms as exploration_parse_arms
 
 ARMS = {
     "ppo": "extrinsic",
@@ -70,32 +72,8 @@ FINAL_SHARE = 0.1           # "final updates": the last 10 % of updates
 SOLVED_SUCCESS = 0.9        # a seed solved the task iff its final eval success ≥ 90 %
 
 
-def parse_arms(items) -> dict:
-  """``--arms`` -> ``{name: rewards spec}``, in order.
-
-  An item is a name of ``ARMS``, ``ppo+<spec>`` (the spec's terms added to
-  ``extrinsic``) or ``NAME=<spec>`` (the text before the first ``=`` holds no
-  ``@``, so ``ppo+counts@coef=0.05`` is the second form). Raises ``ValueError``
-  naming the item for an empty name or spec, or a name given twice.
-  """
-  arms = {}
-  for item in items:
-    head, eq, tail = item.partition("=")
-    if item in ARMS:
-      name, rewards = item, ARMS[item]
-    elif eq and "@" not in head:
-      name, rewards = head.strip(), tail.strip()
-    elif item.startswith("ppo+"):
-      name, rewards = item, "extrinsic+" + item[len("ppo+"):]
-    else:
-      raise ValueError(f"--arms: {item!r} is neither one of {sorted(ARMS)}, "
-                       "'ppo+<spec>' nor 'NAME=<spec>'")
-    if not name or not rewards or rewards.endswith("+"):
-      raise ValueError(f"--arms: {item!r} has an empty name or spec")
-    if name in arms:
-      raise ValueError(f"--arms: the arm name {name!r} is given twice")
-    arms[name] = rewards
-  return arms
+# ``--arms`` items -> ``{name: spec}`` (exploration.parse_arms) with this file's named arms.
+parse_arms = functools.partial(exploration_parse_arms, named=ARMS)
 
 
 def make_task(task: str, env_kwargs: dict, rewards: str, gamma: float):
