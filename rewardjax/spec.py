@@ -338,7 +338,16 @@ def _build_attention(ctx, arg, options, gamma):
 
 
 # Kinds that are not exploration bonuses, so not candidates of ``select``.
-_NOT_BONUSES = ("select", "extrinsic", "potential", "attention")
+_NOT_BONUSES = ("select", "product", "extrinsic", "potential", "attention")
+
+
+def _bonus(ctx, name: str, gamma: float, what: str, also=()) -> RewardModule:
+  """The bonus kind ``name`` built with its default options (``what`` and the
+  valid names, bonus kinds and ``also``, name the problem in the error)."""
+  if name in _NOT_BONUSES or name not in KINDS:
+    raise _unknown(what, name, [k for k in KINDS if k not in _NOT_BONUSES] + list(also))
+  kind = KINDS[name]
+  return kind.build(ctx, None, {}, kind.gamma or gamma)
 
 
 def _build_select(ctx, arg, options, gamma):
@@ -351,16 +360,25 @@ def _build_select(ctx, arg, options, gamma):
     if name == "none":
       candidates[name] = None
       continue
-    if name in _NOT_BONUSES or name not in KINDS:
-      raise _unknown("select candidate", name,
-                     [k for k in KINDS if k not in _NOT_BONUSES] + ["none"])
+    module = _bonus(ctx, name, gamma, "select candidate", also=["none"])
     kind = KINDS[name]
-    module = kind.build(ctx, None, {}, kind.gamma or gamma)
     if kind.normalize:
       module = transform(module, normalize_by_return_std(kind.gamma or gamma,
                                                          episodic=kind.episodic))
     candidates[name] = module
   return select(candidates, **options)
+
+
+def _build_product(ctx, arg, options, gamma):
+  """``product:episodic|global``: the two bonus kinds with default options,
+  multiplied (``rewardjax.rewards.product``); the channel normalises the product."""
+  from rewardjax.rewards.product import product  # pylint: disable=g-import-not-at-top
+  del options
+  names = [n.strip() for n in arg.split("|")]
+  if len(names) != 2:
+    raise ValueError(f"product:{arg}: give two bonus kinds, episodic|global "
+                     "(e.g. product:e3b|rnd)")
+  return product(*(_bonus(ctx, n, gamma, "product factor") for n in names))
 
 
 def _action_module_kind(module: str, attr: str, kind: str, **fields) -> Kind:
@@ -418,6 +436,10 @@ KINDS: dict[str, Kind] = {
         gamma=0.99, episodic=False, takes_gamma=True,
         help="AIRS: a bandit pays one bonus at a time, chosen by the extrinsic reward's "
              "change; select:counts|rnd|none[@every=10,c=1.0]"),
+    "product": Kind(
+        _build_product, dict, arg="required", gamma=0.99, episodic=False, normalize=True,
+        help="an episodic bonus times a global one (Henaff et al. 2023), each with its "
+             "defaults; product:e3b|rnd"),
     "attention": Kind(
         _build_attention, _attention_options,
         help="the return redistributed over each finished episode's steps by a learned "

@@ -1,6 +1,7 @@
 """Tests for reward specs (rewardjax.spec): grammar, defaults, option routing, errors."""
 
 import inspect
+import math
 
 import jax
 import jax.numpy as jnp
@@ -232,6 +233,28 @@ def test_counts_defaults():
   pytest.importorskip("rewardjax.rewards.counts")
   channels = parse("extrinsic+counts@beta=0.1,coef=2")
   assert settings(channels)["counts"] == (2.0, 0.99, False)
+
+
+def test_product_multiplies_two_bonus_kinds_built_with_their_defaults():
+  from rewardjax.rewards.counts import count_bonus  # pylint: disable=g-import-not-at-top
+  from rewardjax.rewards.product import product  # pylint: disable=g-import-not-at-top
+  channels = parse("extrinsic+product:counts|counts@normalize=false")
+  assert settings(channels)["product"] == (1.0, 0.99, False)
+  assert spec.KINDS["product"].normalize          # by default the channel normalises
+  batch = mountaincar_batch()
+  ref = product(count_bonus(), count_bonus())
+  key = jax.random.PRNGKey(0)
+  state, ref_state = channels.init(key, batch), ref.init(key, batch)
+  for _ in range(2):                               # each cell counted once, then twice
+    r, state, _ = channels.reward_and_update(state, batch, key)
+    r_ref, ref_state, _ = ref.reward_and_update(ref_state, batch, key)
+    np.testing.assert_allclose(np.asarray(r)[..., 1], r_ref, rtol=1e-6)
+  beta = inspect.signature(count_bonus).parameters["beta"].default
+  np.testing.assert_allclose(r_ref, (beta / math.sqrt(2)) ** 2, rtol=1e-6)
+  with pytest.raises(ValueError, match="two bonus kinds"):
+    parse("product:counts")
+  with pytest.raises(ValueError, match="unknown product factor 'select'"):
+    parse("product:counts|select")
 
 
 def test_progress_counts_defaults_and_registered_ranges():
