@@ -434,8 +434,8 @@ KINDS: dict[str, Kind] = {
     "select": Kind(
         _build_select, lambda: {"every": Option(10), "c": Option(1.0)}, arg="required",
         gamma=0.99, episodic=False, takes_gamma=True,
-        help="AIRS: a bandit pays one bonus at a time, chosen by the extrinsic reward's "
-             "change; select:counts|rnd|none[@every=10,c=1.0]"),
+        help="AIRS: a bandit pays one bonus at a time, chosen by the change of the "
+             "extrinsic episode return; select:counts|rnd|none[@every=10,c=1.0]"),
     "product": Kind(
         _build_product, dict, arg="required", gamma=0.99, episodic=False, normalize=True,
         help="an episodic bonus times a global one (Henaff et al. 2023), each with its "
