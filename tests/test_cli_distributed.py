@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).with_name("_cli_distributed_process.py")
 
 
@@ -22,6 +24,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_only_process_0_writes(tmp_path):
   out, port = tmp_path / "run", free_port()
   env = dict(os.environ, JAX_PLATFORMS="cpu", COLUMNS="200")

@@ -312,6 +312,7 @@ def test_resume_with_a_longer_run_continues_it(reference, tmp_path, capsys):
 # --------------------------------------------------------------------------- interrupts
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_gives_the_uninterrupted_metrics(reference, tmp_path, capsys,
                                                            monkeypatch):
   out = tmp_path / "run"

@@ -68,7 +68,10 @@ def test_time_limit_truncates_keeps_the_final_observation_and_resets(classic):
     obs, nxt, _, terminated, truncated, info = step(key, state, NOOP, params)
     flags.append((bool(terminated), bool(truncated)))
     if t < 2:
-      np.testing.assert_array_equal(obs, info["final_observation"])
+      # The adapter returns the same array twice; XLA may compute it once per output
+      # fusion, which without LLVM optimisation (tests/conftest.py) can round the
+      # last bit differently.
+      np.testing.assert_allclose(obs, info["final_observation"], rtol=1e-6, atol=0)
       state = nxt
   assert flags == [(False, False), (False, False), (False, True)]
   # The final observation is what the same step shows without a time limit.

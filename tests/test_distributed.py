@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
 TIMEOUT_S = 240        # each process; the whole test takes well under a minute on 2 idle cores
@@ -58,6 +59,7 @@ def test_import_starts_no_backend_so_distributed_initialize_can_follow():
   assert "devices: 1" in proc.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
   coordinator = f"127.0.0.1:{_free_port()}"
   multi, single = tmp_path / "two_processes.npz", tmp_path / "one_process.npz"

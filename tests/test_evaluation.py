@@ -93,6 +93,7 @@ def _tiny(agent):
                         learning_starts=64, target_update_interval=64, hidden_sizes=(16,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ppo", "ppo_continuous", "ddqn", "pqn"])
 def test_evaluation_consumes_no_training_randomness(name):
   """Training metrics and state with evaluation on equal those with it off, bit for bit

@@ -8,6 +8,7 @@ seed. Seeds are fixed, so the outcome is deterministic on a given machine.
 
 import jax
 import numpy as np
+import pytest
 
 import rewardjax as rjx
 from rewardjax import spec
@@ -28,6 +29,7 @@ def _goal_reached(rewards_spec):
   return (best > 0.5).any(axis=1)          # per seed: found the treasure at least once
 
 
+@pytest.mark.slow
 def test_count_bonus_finds_deepsea_treasure_where_ppo_does_not():
   with_counts = _goal_reached("extrinsic+counts")
   plain = _goal_reached("extrinsic")

@@ -398,6 +398,7 @@ def test_grid_observations_earn_what_their_flattened_vectors_earn(name):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_every_module_trains_as_a_channel_of_ppo():
   """One short PPO run with every module as a channel: each channel's reward
   and metrics are present and finite. One run for all eight modules (~40 s of

@@ -82,6 +82,7 @@ def test_notebooks_exist():
   assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path: pathlib.Path, tmp_path, monkeypatch):
   nb = nbformat.read(path, as_version=4)

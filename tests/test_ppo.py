@@ -57,6 +57,7 @@ def test_unsupported_action_spaces_rejected_clearly():
       ppo.make_train(ppo.PPOConfig(total_timesteps=1024), env, params)
 
 
+@pytest.mark.slow
 def test_cartpole_solved_on_every_vmapped_seed():
   env, params = rjx.envs.make("CartPole-v1")
   cfg = ppo.PPOConfig(total_timesteps=500_000)

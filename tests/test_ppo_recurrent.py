@@ -230,6 +230,7 @@ def test_loss_with_a_stateless_gru_is_feed_forward_ppos_loss():
     np.testing.assert_allclose(got[1][k], want[1][k], rtol=1e-6, err_msg=k)
 
 
+@pytest.mark.slow
 def test_cli_runs_gru_with_counts_rnd_and_resumes(tmp_path):
   """``--ppo.network gru`` through the command, with a count bonus and RND as
   channels (one critic head each on the shared core) and checkpoints; a run
@@ -255,6 +256,7 @@ def test_cli_runs_gru_with_counts_rnd_and_resumes(tmp_path):
   assert (out / "metrics.csv").read_text() == first
 
 
+@pytest.mark.slow
 def test_sharded_gru_equals_single_device():
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   script = Path(__file__).with_name("_sharded_check.py")

@@ -60,6 +60,7 @@ def test_counts_channel_with_log_mapping_on_deepsea():
   assert int(counts.sum()) == cfg.total_timesteps
 
 
+@pytest.mark.slow
 def test_cli_trains_pqn_and_ddqn(tmp_path, capsys):
   common = ["--env", "CartPole-v1", "--seeds", "2", "--no-progress"]
   rc = cli.main(["train", "--agent", "pqn", "--total-timesteps", "4096", "--pqn.num-envs", "8",

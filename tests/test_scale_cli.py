@@ -22,6 +22,7 @@ def read_rows(path):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_sweep_checkpoints_resume_and_tensorboard(tmp_path):
   out, tb = tmp_path / "run", tmp_path / "tb"
   rc = cli.main(["train", *TINY, "--sweep", "counts.coef=0.1,3", "--checkpoint-every", "2",

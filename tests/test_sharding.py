@@ -22,6 +22,7 @@ def _run(*checks):
   return proc.stdout
 
 
+@pytest.mark.slow
 def test_count_table_and_running_moments_match_single_device():
   # (the tiny sharded-DQN check shares this process: one fewer jax start-up)
   out = _run("check_reward_statistics", "check_sharded_dqn")
@@ -29,6 +30,7 @@ def test_count_table_and_running_moments_match_single_device():
   assert "sharded DQN: ok" in out, out
 
 
+@pytest.mark.slow
 def test_sharded_runs_compute_the_single_device_numbers():
   """PPO, PQN and DQN metrics and parameters, sharded vs one device, where no key matters."""
   out = _run("check_sharded_equals_single_device")
