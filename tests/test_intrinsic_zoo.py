@@ -23,7 +23,7 @@ from rewardjax.rewards.icm import icm
 from rewardjax.rewards.ngu import ngu
 from rewardjax.rewards.noveld import noveld
 from rewardjax.rewards.product import product
-from rewardjax.rewards.re3 import re3
+from rewardjax.rewards.re3 import kth_smallest, re3
 from rewardjax.rewards.ride import ride
 from rewardjax.rewards.rnd import rnd
 from rewardjax.types import Transition
@@ -199,6 +199,15 @@ def test_re3_by_default_looks_for_neighbours_among_the_steps_of_the_same_environ
   assert float(metrics["nonfinite_inputs"]) == 1.0
   if k == 1:
     assert r[5, 2] == 0.0 and r[0, 2] == 0.0 and r[3, 1] > 0.0
+
+
+def test_re3_kth_smallest_counts_ties_with_their_multiplicity():
+  x = np.array([[3.0, 1.0, 1.0, 2.0, np.inf],
+                [5.0, np.inf, 4.0, np.inf, np.inf],
+                [2.0, 2.0, 2.0, 0.0, 7.0]], np.float32)
+  for k in range(1, 6):
+    ref = np.sort(x, axis=-1)[:, k - 1]
+    np.testing.assert_array_equal(kth_smallest(jnp.asarray(x), k), ref)
 
 
 # --------------------------------------------------------------------- NovelD
