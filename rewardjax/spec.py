@@ -407,7 +407,8 @@ _ZOO = {
     "e3b": "elliptical episodic bonus φᵀC⁻¹φ over the episode's features",
     "noveld": "max(n(s') − α·n(s), 0) on first episodic visits, n = RND error",
     "ride": "impact ‖φ(s') − φ(s)‖ over √(episodic count of s')",
-    "re3": "log(1 + distance to the k-th nearest neighbour in the batch), random encoder",
+    "re3": "log(1 + distance to the k-th nearest neighbour among the same environment's "
+           "steps in the batch; neighbours=batch: the whole batch), random encoder",
     "disagreement": "variance across an ensemble of forward models",
     "ngu": "episodic kNN novelty times RND's lifelong factor",
 }

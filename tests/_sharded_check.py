@@ -262,8 +262,9 @@ def check_sharded_equals_single_device():
 
 def check_intrinsic_zoo():
   """E3B (per-environment C⁻¹, an encoder trained by averaged gradients, as every
-  learned part here is: ``embeddings.train_steps``) and RE3 (kNN over every
-  device's batch), sharded over environments: rewards and learned parameters as
+  learned part here is: ``embeddings.train_steps``) and RE3 (kNN within each
+  environment, and with ``neighbours="batch"`` over every device's batch), sharded
+  over environments: rewards and learned parameters as
   on one device (full-batch training, so no subset depends on the device)."""
   from rewardjax.rewards import e3b, re3  # noqa: E402
   mesh = sharding.make_mesh(D)
@@ -271,7 +272,7 @@ def check_intrinsic_zoo():
   batch = rollouts.random_rollout(env, params, jax.random.PRNGKey(0), 16, 8)   # [16, 8]
   key = jax.random.PRNGKey(1)
   full = dict(num_actions=2, update_proportion=1.0, num_grad_steps=2)
-  modules = {"e3b": e3b(**full), "re3": re3(k=3)}
+  modules = {"e3b": e3b(**full), "re3": re3(k=3), "re3 batch": re3(k=3, neighbours="batch")}
   for name, module in modules.items():
     def run(b, k, module=module):
       r, state, _ = module.reward_and_update(module.init(k, b), b, k)

@@ -23,7 +23,7 @@ from rewardjax.rewards.icm import icm
 from rewardjax.rewards.ngu import ngu
 from rewardjax.rewards.noveld import noveld
 from rewardjax.rewards.product import product
-from rewardjax.rewards.re3 import re3
+from rewardjax.rewards.re3 import kth_smallest, re3
 from rewardjax.rewards.ride import ride
 from rewardjax.rewards.rnd import rnd
 from rewardjax.types import Transition
@@ -154,7 +154,7 @@ def test_re3_is_the_log_of_the_kth_nearest_neighbour_distance_in_the_batch(k):
   next_obs[3, 1] = next_obs[0, 2]          # a duplicate: distance 0 to another sample
   next_obs[4, 3, 0] = np.nan               # earns 0 and is nobody's neighbour
   fn_np = lambda o: np.array([o[0] + o[1], o[2] ** 2])
-  module = re3(embed=lambda o: jnp.stack([o[0] + o[1], o[2] ** 2]), k=k)
+  module = re3(embed=lambda o: jnp.stack([o[0] + o[1], o[2] ** 2]), k=k, neighbours="batch")
   batch = _batch(obs, next_obs, term, trunc)
   state = module.init(KEY, batch)
   r, _, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
@@ -171,6 +171,43 @@ def test_re3_is_the_log_of_the_kth_nearest_neighbour_distance_in_the_batch(k):
   assert float(metrics["nonfinite_inputs"]) == 1.0
   if k == 1:
     assert r[3, 1] == 0.0 and r[0, 2] == 0.0
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_re3_by_default_looks_for_neighbours_among_the_steps_of_the_same_environment(k):
+  rng = np.random.default_rng(2)
+  obs, next_obs, term, trunc = _episodes(rng, t=6, n=4)
+  next_obs[3, 1] = next_obs[0, 2]          # a duplicate in another environment: no effect
+  next_obs[5, 2] = next_obs[0, 2]          # a duplicate in the same environment: distance 0
+  next_obs[4, 3, 0] = np.nan               # earns 0 and is nobody's neighbour
+  fn_np = lambda o: np.array([o[0] + o[1], o[2] ** 2])
+  module = re3(embed=lambda o: jnp.stack([o[0] + o[1], o[2] ** 2]), k=k)
+  batch = _batch(obs, next_obs, term, trunc)
+  state = module.init(KEY, batch)
+  r, _, metrics = jax.jit(module.reward_and_update)(state, batch, KEY)
+  ref = np.zeros((6, 4))
+  for e in range(4):
+    ys = [fn_np(next_obs[t, e]) for t in range(6)]
+    for t, y in enumerate(ys):
+      if not np.all(np.isfinite(y)):
+        continue
+      d = sorted(np.linalg.norm(y - z) for j, z in enumerate(ys)
+                 if j != t and np.all(np.isfinite(z)))
+      ref[t, e] = math.log(1.0 + d[k - 1])
+  np.testing.assert_allclose(r, ref, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(module.reward(state, batch), r, rtol=1e-6)
+  assert float(metrics["nonfinite_inputs"]) == 1.0
+  if k == 1:
+    assert r[5, 2] == 0.0 and r[0, 2] == 0.0 and r[3, 1] > 0.0
+
+
+def test_re3_kth_smallest_counts_ties_with_their_multiplicity():
+  x = np.array([[3.0, 1.0, 1.0, 2.0, np.inf],
+                [5.0, np.inf, 4.0, np.inf, np.inf],
+                [2.0, 2.0, 2.0, 0.0, 7.0]], np.float32)
+  for k in range(1, 6):
+    ref = np.sort(x, axis=-1)[:, k - 1]
+    np.testing.assert_array_equal(kth_smallest(jnp.asarray(x), k), ref)
 
 
 # --------------------------------------------------------------------- NovelD
@@ -344,6 +381,8 @@ def test_bad_arguments_are_refused_early_with_their_names():
     e3b(ridge=0.0)
   with pytest.raises(ValueError, match="k must"):
     re3(k=0)
+  with pytest.raises(ValueError, match="neighbours"):
+    re3(neighbours="episode")
   with pytest.raises(ValueError, match="ensemble_size"):
     disagreement(ensemble_size=1)
   with pytest.raises(ValueError, match="alpha"):

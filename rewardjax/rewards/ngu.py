@@ -80,8 +80,10 @@ def episodic_novelty(memory: EpisodicMemory, phi: Array, done: Array, ok: Array,
   def step(mem: EpisodicMemory, xs):
     phi_t, done_t, ok_t = xs
     env = jnp.arange(phi_t.shape[0])
-    stored = mem.embeddings.at[env, mem.slot].set(phi_t)
-    embeddings = jnp.where(ok_t[:, None, None], stored, mem.embeddings)
+    # One row written per environment (the old row again where not ok): an
+    # in-place update of the memory, not a select over all of it.
+    row = jnp.where(ok_t[:, None], phi_t, mem.embeddings[env, mem.slot])
+    embeddings = mem.embeddings.at[env, mem.slot].set(row)
     size = jnp.where(ok_t, jnp.minimum(mem.size + 1, mem.embeddings.shape[1]), mem.size)
     slot = jnp.where(ok_t, (mem.slot + 1) % mem.embeddings.shape[1], mem.slot)
     sq = jnp.sum(jnp.square(embeddings - phi_t[:, None, :]), axis=-1)          # [E, S]
