@@ -38,6 +38,9 @@
 # that exist at that ref and only if it survives them with the others, and the
 # table gets a column of what the ref's tests kill, a before/after in one run).
 set -euo pipefail
+# The tests compile with XLA's defaults here, as when the scores in RESULTS were
+# measured (tests/conftest.py otherwise turns LLVM optimisation off).
+export RJX_TESTS_XLA_DEFAULTS=1
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python3)}

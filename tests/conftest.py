@@ -10,9 +10,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # the last bits, so tests/test_golden_metrics.py compares with the stored runs in
 # subprocesses compiled as users compile (this flag removed). Subprocesses that tests
 # start (CLI runs, notebook kernels) inherit the flag. A user's own
-# ``--xla_backend_optimization_level`` in XLA_FLAGS wins.
+# ``--xla_backend_optimization_level`` in XLA_FLAGS wins, and
+# ``RJX_TESTS_XLA_DEFAULTS=1`` keeps XLA's defaults (benchmarks/mutation.sh: its runs
+# trace every test in one process, golden metrics included).
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
-if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+TEST_XLA_FLAG_APPLIED = (
+    os.environ.get("RJX_TESTS_XLA_DEFAULTS", "") in ("", "0")
+    and "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""))
+if TEST_XLA_FLAG_APPLIED:
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAG).strip()
 
 import rewardjax  # noqa: E402,F401  (sets the XLA scheduler flag before JAX starts)

@@ -92,12 +92,17 @@ def _fingerprint() -> str:
 
 
 def _run_as_users_compile(name: str, tmp_path: pathlib.Path) -> dict[str, np.ndarray]:
-  """``_run(name)`` in a subprocess without the test suite's XLA optimisation flag."""
-  from conftest import TEST_XLA_FLAG  # pylint: disable=g-import-not-at-top
-  flags = os.environ.get("XLA_FLAGS", "").replace(TEST_XLA_FLAG, "").strip()
+  """``_run(name)`` compiled with XLA's defaults: in this process unless the test
+  suite turned LLVM optimisation off (tests/conftest.py), else in a subprocess
+  without that flag that imports the same code (this process's ``sys.path``)."""
+  import conftest  # pylint: disable=g-import-not-at-top
+  if not conftest.TEST_XLA_FLAG_APPLIED:
+    return _run(name)
+  flags = os.environ.get("XLA_FLAGS", "").replace(conftest.TEST_XLA_FLAG, "").strip()
   out = tmp_path / f"{name}.npz"
+  env = dict(os.environ, XLA_FLAGS=flags, PYTHONPATH=os.pathsep.join(sys.path))
   subprocess.run([sys.executable, __file__, "--run", name, str(out)], check=True, timeout=600,
-                 env=dict(os.environ, XLA_FLAGS=flags))
+                 env=env)
   with np.load(out) as f:
     return {k: f[k] for k in f.files}
 
