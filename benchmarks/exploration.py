@@ -210,7 +210,8 @@ def main(argv=None):
     for env_id, kw, _ in tasks:
       env, params = rjx.envs.make(env_id, **kw)
       for rewards_spec in arms.values():
-        spec.parse_rewards(rewards_spec, env_id=env_id, env=env, env_params=params, gamma=0.99)
+        spec.parse_rewards(rewards_spec, env_id=env_id, env=env, env_params=params,
+                           gamma=config_kwargs["gamma"])
   except ValueError as e:
     p.error(str(e))
   os.makedirs(args.out, exist_ok=True)
