@@ -13,12 +13,16 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # ``--xla_backend_optimization_level`` in XLA_FLAGS wins, and
 # ``RJX_TESTS_XLA_DEFAULTS=1`` keeps XLA's defaults (benchmarks/mutation.sh: its runs
 # trace every test in one process, golden metrics included).
+# pytest-xdist's workers inherit the controller's XLA_FLAGS, flag included:
+# ``RJX_TESTS_XLA_FLAG_ADDED`` tells them the level there is this file's, not the user's.
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
-TEST_XLA_FLAG_APPLIED = (
+ADDED_MARK = "RJX_TESTS_XLA_FLAG_ADDED"
+TEST_XLA_FLAG_APPLIED = os.environ.get(ADDED_MARK) == "1" or (
     os.environ.get("RJX_TESTS_XLA_DEFAULTS", "") in ("", "0")
     and "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""))
-if TEST_XLA_FLAG_APPLIED:
+if TEST_XLA_FLAG_APPLIED and os.environ.get(ADDED_MARK) != "1":
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAG).strip()
+  os.environ[ADDED_MARK] = "1"
 
 import rewardjax  # noqa: E402,F401  (sets the XLA scheduler flag before JAX starts)
 
