@@ -108,6 +108,16 @@ def fake_agent(monkeypatch):
   join_training_thread()
 
 
+@pytest.fixture
+def ctrl_c_interrupts():
+  """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal's foreground job.
+  A process started in the background by a non-interactive shell (``cmd &``, nohup in a
+  script) inherits SIGINT ignored, and Python then leaves it ignored."""
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
 def fake(*args, out):
   return cli.main(["train", "--agent", "fake", "--seeds", "2", "--no-progress",
                    "--out", str(out), *args])
@@ -314,7 +324,7 @@ def test_resume_with_a_longer_run_continues_it(reference, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_sigint_then_resume_gives_the_uninterrupted_metrics(reference, tmp_path, capsys,
-                                                           monkeypatch):
+                                                           monkeypatch, ctrl_c_interrupts):
   out = tmp_path / "run"
   save = checkpoint.Checkpointer.save
 
@@ -339,7 +349,8 @@ def test_sigint_then_resume_gives_the_uninterrupted_metrics(reference, tmp_path,
   assert (out / "metrics.csv").read_bytes() == (reference / "metrics.csv").read_bytes()
 
 
-def test_interrupt_without_checkpoints_says_nothing_was_saved(fake_agent, tmp_path, capsys):
+def test_interrupt_without_checkpoints_says_nothing_was_saved(fake_agent, tmp_path, capsys,
+                                                             ctrl_c_interrupts):
   ON_BLOCK.append(lambda: signal.raise_signal(signal.SIGINT))
   assert fake("--fake.block", out=tmp_path / "run") == 130
   err = one_line(capsys.readouterr().err)
