@@ -17,10 +17,11 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # ``RJX_TESTS_XLA_FLAG_ADDED`` tells them the level there is this file's, not the user's.
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
 ADDED_MARK = "RJX_TESTS_XLA_FLAG_ADDED"
-TEST_XLA_FLAG_APPLIED = os.environ.get(ADDED_MARK) == "1" or (
+_INHERITED = os.environ.get(ADDED_MARK) == "1"
+TEST_XLA_FLAG_APPLIED = _INHERITED or (
     os.environ.get("RJX_TESTS_XLA_DEFAULTS", "") in ("", "0")
     and "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""))
-if TEST_XLA_FLAG_APPLIED and os.environ.get(ADDED_MARK) != "1":
+if TEST_XLA_FLAG_APPLIED and not _INHERITED:
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAG).strip()
   os.environ[ADDED_MARK] = "1"
 
