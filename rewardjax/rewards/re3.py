@@ -17,8 +17,8 @@ estimate's summand) among the other samples of
   the single-device bonus). A state seen more than ``k`` times in the rollout
   is at distance 0, so the bonus goes to the states the current policy rarely
   visits: what a singleton task with sparse reward needs, where one
-  environment's few episodes make nearly every state a stranger (DeepSea-20:
-  8/8 seeds with ``"batch"``, 0/8 with ``"env"``; benchmarks/RESULTS.md).
+  environment's few episodes make nearly every state a stranger (DeepSea:
+  benchmarks/RESULTS.md, "RE3 with the whole batch as neighbours").
 
 A ``[T]`` batch is one environment, for which both are the same.
 ``embed="random"`` is the paper's;
